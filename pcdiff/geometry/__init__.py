@@ -1,0 +1,1 @@
+"""Geometry on spinal lines: arc-length resampling and Cobb angles."""
