@@ -1,0 +1,79 @@
+"""The interface every pcdiff denoiser shares: input checks, conditioning, output type.
+
+A denoiser subclasses :class:`SpineDenoiser`, registers its typed ``__init__`` with diffusers'
+``@register_to_config`` (so ``save_pretrained`` / ``from_pretrained`` round-trip config.json +
+safetensors offline), builds ``self.conditioning`` (a :class:`~pcdiff.models.blocks.SpineConditioning`)
+and implements :meth:`SpineDenoiser.denoise`. ``forward`` is written once here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from diffusers.configuration_utils import ConfigMixin
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.utils import BaseOutput
+
+from pcdiff.models.blocks import Conditioning, SpineConditioning
+
+
+@dataclass
+class DenoiserOutput(BaseOutput):
+    """Output of a pcdiff denoiser.
+
+    Attributes:
+        sample: (B, N, 3) the prediction (epsilon, v or clean points, as the training objective says),
+            in the normalised frame.
+    """
+
+    sample: torch.Tensor
+
+
+class SpineDenoiser(ModelMixin, ConfigMixin):
+    """Base class: ``(noisy points, timestep, spine keypoints) -> (B, N, 3)``."""
+
+    conditioning: SpineConditioning
+
+    def denoise(self, sample: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        """Network body. Args: sample: (B, N, 3); cond: timestep embedding and tokens. Returns (B, N, 3)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement denoise()")
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor | int | float,
+        encoder_hidden_states: torch.Tensor,
+        condition_mask: torch.Tensor | None = None,
+        return_dict: bool = True,
+    ) -> DenoiserOutput | tuple[torch.Tensor]:
+        """Predict from noisy points, conditioned on the spine.
+
+        Args:
+            sample: (B, N, 3) noisy points in the normalised frame; any N >= 1.
+            timestep: scalar (int, float or 0-d tensor) or (B,) diffusion timesteps.
+            encoder_hidden_states: (B, K, 3) spine keypoints in the normalised frame, ordered top to
+                bottom at equal arc length (any K >= 1).
+            condition_mask: optional (B,) bool; False replaces that sample's spine tokens by the learned
+                null tokens (classifier-free guidance). None means every sample is conditioned.
+            return_dict: return a :class:`DenoiserOutput` (True) or a one-tuple.
+
+        Returns:
+            :class:`DenoiserOutput` with ``sample`` of shape (B, N, 3).
+        """
+        name = type(self).__name__
+        if sample.ndim != 3 or sample.shape[-1] != 3:
+            raise ValueError(f"{name}: expected sample of shape (B, N, 3), got {tuple(sample.shape)}")
+        batch_size = sample.shape[0]
+        if encoder_hidden_states.ndim != 3 or encoder_hidden_states.shape[0] != batch_size or encoder_hidden_states.shape[-1] != 3:
+            raise ValueError(
+                f"{name}: expected encoder_hidden_states (spine keypoints) of shape ({batch_size}, K, 3), "
+                f"got {tuple(encoder_hidden_states.shape)}"
+            )
+        if condition_mask is not None and tuple(condition_mask.shape) != (batch_size,):
+            raise ValueError(f"{name}: expected condition_mask of shape ({batch_size},), got {tuple(condition_mask.shape)}")
+        cond = self.conditioning(timestep, encoder_hidden_states.to(sample.dtype), condition_mask)
+        out = self.denoise(sample, cond)
+        if not return_dict:
+            return (out,)
+        return DenoiserOutput(sample=out)
