@@ -1,0 +1,110 @@
+"""``SpineEstimator``: the thin LightningModule that trains :class:`SpineEstimatorNet` on back scans.
+
+Batches come from :class:`pcdiff.data.datamodule.BackScanDataModule`: ``points`` (B, N, 3) and
+``spine`` (B, K, 3) normalised, ``center`` (B, 3) mm and ``scale`` (B,) mm. The loss is on keypoints
+in normalised units; validation and test log the millimetre errors of :mod:`pcdiff.estimator.metrics`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from pcdiff.estimator.metrics import line_errors
+from pcdiff.estimator.model import SpineEstimatorNet
+
+_LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss, "smooth_l1": F.smooth_l1_loss}
+
+
+def to_mm(x: torch.Tensor, center: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Normalised (B, K, 3) -> millimetres, with ``center`` (B, 3) mm and ``scale`` (B,) mm."""
+    return x * rearrange(scale, "b -> b 1 1") + rearrange(center, "b d -> b 1 d")
+
+
+class SpineEstimator(L.LightningModule):
+    """Regress the spinal line (ESL or ISL) of a back scan.
+
+    Args:
+        num_keypoints: K; must equal the data module's ``num_keypoints``.
+        num_centers, num_neighbors, widths, global_dim, head_dim, dropout: network size, see
+            :class:`SpineEstimatorNet`.
+        loss: ``"l1"``, ``"l2"`` (mean squared) or ``"smooth_l1"`` on normalised keypoints.
+        lr: AdamW learning rate; decayed by cosine annealing over ``max_epochs`` of the trainer.
+        weight_decay: AdamW weight decay.
+        line: which line the targets are (``"esl"``/``"isl"``); stored with the weights for the record.
+    """
+
+    def __init__(
+        self,
+        num_keypoints: int = 32,
+        num_centers: tuple[int, ...] = (256, 64),
+        num_neighbors: tuple[int, ...] = (32, 32),
+        widths: tuple[tuple[int, ...], ...] = ((64, 64, 128), (128, 128, 256)),
+        global_dim: int = 512,
+        head_dim: int = 256,
+        dropout: float = 0.1,
+        loss: str = "l1",
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        line: str = "esl",
+    ) -> None:
+        super().__init__()
+        if loss not in _LOSSES:
+            raise ValueError(f"SpineEstimator: loss must be one of {sorted(_LOSSES)}, got {loss!r}")
+        if line not in ("esl", "isl"):
+            raise ValueError(f"SpineEstimator: line must be 'esl' or 'isl', got {line!r}")
+        self.save_hyperparameters()
+        self.net = SpineEstimatorNet(
+            num_keypoints=num_keypoints,
+            num_centers=tuple(num_centers),
+            num_neighbors=tuple(num_neighbors),
+            widths=tuple(tuple(w) for w in widths),
+            global_dim=global_dim,
+            head_dim=head_dim,
+            dropout=dropout,
+        )
+
+    def forward(self, points: torch.Tensor) -> torch.Tensor:
+        """(B, N, 3) normalised back scan -> (B, K, 3) normalised keypoints."""
+        return self.net(points).keypoints
+
+    def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
+        target = batch["spine"]
+        if target.shape[1] != self.hparams.num_keypoints:
+            raise ValueError(
+                f"SpineEstimator: the batch has {target.shape[1]} keypoints but the model predicts "
+                f"{self.hparams.num_keypoints}; set data num_keypoints = model num_keypoints"
+            )
+        pred = self(batch["points"])
+        loss = _LOSSES[self.hparams.loss](pred, target)
+        b = len(target)
+        self.log(f"{stage}/loss", loss, prog_bar=stage != "test", batch_size=b)
+        if stage != "train":
+            rows = line_errors(to_mm(pred, batch["center"], batch["scale"]), to_mm(target, batch["center"], batch["scale"]))
+            for key in ("mean_mm", "rms_mm", "max_mm", "lateral_rms_mm", "cobb_abs_err_deg"):
+                self.log(f"{stage}/{key}", float(np.mean([r[key] for r in rows])), batch_size=b)
+        return loss
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        """Predicted keypoints (B, K, 3) in **mm** (using the batch's ``center`` and ``scale``)."""
+        return to_mm(self(batch["points"]), batch["center"], batch["scale"])
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        t_max = self.trainer.max_epochs if self.trainer and self.trainer.max_epochs and self.trainer.max_epochs > 0 else 100
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t_max)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
