@@ -102,3 +102,40 @@ def test_spine_conditioning_null_tokens():
     torch.testing.assert_close(c.tokens[:, 5:], cond.null_tokens.expand(2, -1, -1))
     with pytest.raises(ValueError, match="num_null_tokens"):
         SpineConditioning(8, 8, 1, 2, 2, num_null_tokens=0)
+
+
+@pytest.mark.parametrize("radius", [None, 0.7])
+def test_set_abstraction_matches_dense_pointnet(radius):
+    """The PointNetConv graph path equals max_k local_nn([x_j, (p_j - c) / r]) computed densely."""
+    from pcdiff.models.point_layers import SetAbstraction
+    from pcdiff.ops import gather_points
+
+    torch.manual_seed(0)
+    sa = SetAbstraction(4, 6, num_centres=5, num_neighbours=3, radius=radius, temb_dim=8)
+    pos, feats, temb = torch.randn(3, 17, 3), torch.randn(3, 17, 4), torch.randn(3, 8)
+    centres, out = sa(pos, feats, temb)
+    c2, idx = sa.group(pos)
+    torch.testing.assert_close(centres, c2)
+    assert centres.shape == (3, 5, 3) and out.shape == (3, 5, 6)
+    rel = (gather_points(pos, idx) - centres[:, :, None]) / (radius or 1.0)  # (B, S, k, 3)
+    dense = sa.conv.local_nn(torch.cat([gather_points(feats, idx), rel], -1)).amax(dim=2)
+    torch.testing.assert_close(out, sa.mlp(dense, temb))
+    # fewer points than centres or neighbours: clipped, not an error
+    centres, out = sa(pos[:, :2], feats[:, :2], temb)
+    assert centres.shape == (3, 2, 3) and out.shape == (3, 2, 6)
+
+
+def test_inverse_distance_interpolate_matches_loop():
+    from pcdiff.models.point_layers import inverse_distance_interpolate
+
+    g = torch.Generator().manual_seed(0)
+    dst, src, f = torch.randn(2, 9, 3, generator=g), torch.randn(2, 5, 3, generator=g), torch.randn(2, 5, 4, generator=g)
+    out = inverse_distance_interpolate(dst, src, f, k=3)
+    for b in range(2):
+        for i in range(9):
+            d2 = ((src[b] - dst[b, i]) ** 2).sum(-1)
+            near = d2.argsort()[:3]
+            w = 1.0 / d2[near]
+            torch.testing.assert_close(out[b, i], (w[:, None] * f[b, near]).sum(0) / w.sum())
+    # a point on a source position takes that source's value
+    torch.testing.assert_close(inverse_distance_interpolate(src, src, f), f, rtol=1e-4, atol=1e-4)

@@ -7,6 +7,10 @@ from pcdiff.models import DENOISERS, DenoiserOutput, build_denoiser
 TINY = {
     "pvcnn": dict(width=8, channel_mults=(1, 2), voxel_resolutions=(6, 3), cond_dim=16, num_heads=2,
                   spine_layers=1, num_frequencies=2),
+    "pointnet2": dict(width=8, channel_mults=(1, 2), num_centres=(16, 5), radii=(0.4, 0.8), num_neighbours=(6, 4),
+                      cond_dim=16, num_heads=2, spine_layers=1, num_frequencies=2),
+    "transformer": dict(width=16, depth=2, num_heads=2, num_patches=9, patch_size=6, point_width=8, cond_dim=16,
+                        spine_layers=1, num_frequencies=2),
 }
 NAMES = sorted(TINY)
 
@@ -133,9 +137,13 @@ def test_bad_inputs_are_loud(name):
 
 
 def test_factory_rejects_unknown_names_and_options():
-    with pytest.raises(ValueError, match="valid names are .*pvcnn"):
+    with pytest.raises(ValueError, match=r"valid names are \['pointnet2', 'pvcnn', 'transformer'\]"):
         build_denoiser("unet")
     with pytest.raises(TypeError):
         build_denoiser("pvcnn", not_an_option=3)
     with pytest.raises(ValueError, match="equal length"):
         build_denoiser("pvcnn", channel_mults=(1, 2), voxel_resolutions=(8,))
+    with pytest.raises(ValueError, match="equal length"):
+        build_denoiser("pointnet2", radii=(0.1,))
+    with pytest.raises(ValueError, match="depth"):
+        build_denoiser("transformer", depth=0)

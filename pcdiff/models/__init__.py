@@ -9,10 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from pcdiff.models.base import DenoiserOutput, SpineDenoiser
+from pcdiff.models.pointnet2 import PointNet2Denoiser
 from pcdiff.models.pvcnn import PVCNNDenoiser
+from pcdiff.models.transformer import PointTransformerDenoiser
 
 DENOISERS: dict[str, type[SpineDenoiser]] = {
     "pvcnn": PVCNNDenoiser,
+    "pointnet2": PointNet2Denoiser,
+    "transformer": PointTransformerDenoiser,
 }
 
 
@@ -31,4 +35,12 @@ def build_denoiser(name: str, **config: Any) -> SpineDenoiser:
     return DENOISERS[name](**config)
 
 
-__all__ = ["DENOISERS", "DenoiserOutput", "SpineDenoiser", "build_denoiser", "PVCNNDenoiser"]
+__all__ = [
+    "DENOISERS",
+    "DenoiserOutput",
+    "PVCNNDenoiser",
+    "PointNet2Denoiser",
+    "PointTransformerDenoiser",
+    "SpineDenoiser",
+    "build_denoiser",
+]
