@@ -137,3 +137,10 @@ def test_empty_voxels_are_zero_and_bad_input_is_loud():
         trilinear_devoxelize(torch.zeros(1, 1, 2, 2, 3), coords)
     with pytest.raises(ValueError, match=r"\(B, N, 3\)"):
         normalize_voxel_coords(torch.zeros(2, 3), 4)
+
+
+def test_half_precision_features_average_exactly():
+    # 3000 points in one voxel: float16 cannot count past 2048, the float32 accumulator can
+    feats = torch.full((1, 3000, 1), 0.5, dtype=torch.bfloat16)
+    grid = avg_voxelize(feats, torch.zeros(1, 3000, 3), 1)
+    assert grid.dtype == torch.bfloat16 and grid.item() == 0.5

@@ -92,9 +92,12 @@ def avg_voxelize(features: torch.Tensor, voxel_coords: torch.Tensor, resolution:
     cells = resolution**3
     flat = (voxel[..., 0] * resolution + voxel[..., 1]) * resolution + voxel[..., 2]  # (B, N)
     flat = (flat + torch.arange(batch_size, device=flat.device)[:, None] * cells).reshape(-1)  # (B*N,)
-    sums = features.new_zeros(batch_size * cells, channels).index_add(0, flat, features.reshape(-1, channels))
-    counts = torch.bincount(flat, minlength=batch_size * cells).clamp_min(1).to(features.dtype)
-    grid = sums / counts[:, None]  # (B*R^3, C)
+    # accumulate in at least float32: half precision holds integer counts exactly only up to 2048 (bf16: 256)
+    acc = torch.promote_types(features.dtype, torch.float32)
+    sums = torch.zeros(batch_size * cells, channels, dtype=acc, device=features.device)
+    sums = sums.index_add(0, flat, features.reshape(-1, channels).to(acc))
+    counts = torch.bincount(flat, minlength=batch_size * cells).clamp_min(1).to(acc)
+    grid = (sums / counts[:, None]).to(features.dtype)  # (B*R^3, C)
     return rearrange(grid, "(b x y z) c -> b c x y z", b=batch_size, x=resolution, y=resolution, z=resolution)
 
 
