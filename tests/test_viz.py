@@ -134,3 +134,26 @@ def test_bad_inputs_raise(clouds, kwargs, match):
     if "views" not in kwargs:
         with pytest.raises(ValueError, match=match):
             scatter3d_figure(clouds, **kwargs)
+
+
+def test_center_moves_points_lines_and_landmarks_together():
+    scan = _scan(2)
+    far = BackScan(
+        name="far", points=scan.points + [0.0, -200.0, -1100.0], esl=scan.esl + [0.0, -200.0, -1100.0],
+        landmarks={k: v + np.array([0.0, -200.0, -1100.0]) for k, v in scan.landmarks.items()},
+    )
+    fig = scatter3d_figure([scan, far], center="DM")
+    dm = scan.landmarks["DM"]
+    np.testing.assert_allclose(np.asarray(fig.data[0].x), scan.points[:, 0] - dm[0], atol=1e-3)
+    far_points = next(t for t in fig.data[4:] if t.name == "points")
+    np.testing.assert_allclose(np.asarray(far_points.z), scan.points[:, 2] - dm[2], atol=1e-3)
+    esl = next(t for t in fig.data[4:] if t.name == "ESL")
+    np.testing.assert_allclose(np.asarray(esl.y), scan.esl[:, 1] - dm[1], atol=1e-3)
+    landmarks = fig.data[-1]
+    np.testing.assert_allclose([landmarks.x[-1], landmarks.y[-1], landmarks.z[-1]], [0.0, 0.0, 0.0], atol=1e-3)
+    centred = point_cloud_figure([np.asarray(far.points)], center="centroid", colorbar=False)
+    np.testing.assert_allclose(np.asarray(centred.axes[0].collections[0].get_offsets()).mean(axis=0), 0.0, atol=1e-2)
+    with pytest.raises(ValueError, match="no DM landmark"):
+        render_point_clouds([scan.points], center="DM")
+    with pytest.raises(ValueError, match="center"):
+        render_point_clouds([scan], center="C7")

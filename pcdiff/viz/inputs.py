@@ -49,10 +49,14 @@ def to_numpy(array: Any, what: str) -> np.ndarray:
     return out
 
 
+CENTERS = (None, "DM", "centroid")
+
+
 def as_cloud_views(
     clouds: Sequence[BackScan | np.ndarray | Any],
     spines: Sequence[np.ndarray | None] | None = None,
     titles: Sequence[str] | None = None,
+    center: str | None = None,
 ) -> list[CloudView]:
     """Normalise the plotting functions' inputs.
 
@@ -62,6 +66,10 @@ def as_cloud_views(
             conditioning keypoints of a generated back). For a BackScan given without a spine, its
             own ESL and ISL are drawn; its landmarks are drawn in every case.
         titles: one title per cloud; defaults to the scan name or "cloud i".
+        center: translate each cloud with its lines and landmarks for display: ``None`` (as given),
+            ``"DM"`` (its DM landmark, the midpoint of the lumbar dimples, to the origin; BackScans only)
+            or ``"centroid"`` (the mean of its points to the origin). Use it to compare scans recorded
+            in different frames, e.g. real scans in the scanner frame beside phantoms.
 
     Returns:
         one ``CloudView`` per cloud.
@@ -72,6 +80,8 @@ def as_cloud_views(
     if not clouds:
         raise ValueError("clouds: expected at least one cloud, got an empty list")
     n = len(clouds)
+    if center not in CENTERS:
+        raise ValueError(f"center: expected one of {CENTERS}, got {center!r}")
     if spines is not None and len(spines) != n:
         raise ValueError(f"spines: expected one polyline (or None) per cloud ({n}), got {len(spines)}")
     if titles is not None and len(titles) != n:
@@ -98,6 +108,13 @@ def as_cloud_views(
             lines["spine"] = to_numpy(spine, f"spines[{i}]")
         if titles is not None:
             title = str(titles[i])
+        if center is not None:
+            if center == "DM" and "DM" not in landmarks:
+                raise ValueError(f"center='DM': clouds[{i}] ({title}) has no DM landmark (give a BackScan with landmarks, or center='centroid')")
+            origin = landmarks["DM"] if center == "DM" else points.mean(axis=0)
+            points = points - origin
+            lines = {k: v - origin for k, v in lines.items()}
+            landmarks = {k: v - origin for k, v in landmarks.items()}
         views.append(CloudView(title=title, points=points, lines=lines, landmarks=landmarks))
     return views
 

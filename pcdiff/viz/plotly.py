@@ -70,6 +70,7 @@ def scatter3d_figure(
     spines: Sequence[np.ndarray | None] | None = None,
     titles: Sequence[str] | None = None,
     units: str = "mm",
+    center: str | None = None,
     point_size: float = 2.0,
     height: int = 550,
 ) -> go.Figure:
@@ -81,6 +82,8 @@ def scatter3d_figure(
             show their own ESL and ISL. Landmarks of BackScans are always drawn.
         titles: one title per cloud.
         units: axis unit label ("mm" or "normalised").
+        center: ``None``, ``"DM"`` or ``"centroid"``: move each cloud there first (see
+            :func:`pcdiff.viz.inputs.as_cloud_views`).
         point_size: marker size in pixels.
         height: figure height in pixels.
 
@@ -88,7 +91,7 @@ def scatter3d_figure(
         a ``plotly.graph_objects.Figure``; per panel the traces are "points", then one per line
         ("ESL", "ISL", "spine") and "landmarks" when present.
     """
-    panels = as_cloud_views(clouds, spines, titles)
+    panels = as_cloud_views(clouds, spines, titles, center)
     n = len(panels)
     fig = make_subplots(
         rows=1, cols=n, specs=[[{"type": "scene"}] * n], subplot_titles=[p.title for p in panels],
@@ -111,6 +114,7 @@ def sweep_figure(
     labels: Sequence[str],
     spines: Sequence[np.ndarray | None] | None = None,
     units: str = "mm",
+    center: str | None = None,
     point_size: float = 2.0,
     height: int = 600,
     slider_prefix: str = "",
@@ -122,14 +126,14 @@ def sweep_figure(
     Args:
         clouds: BackScans or (N, 3) arrays/tensors, one per slider step.
         labels: one slider label per cloud (e.g. "20 deg").
-        spines, units, point_size: as in :func:`scatter3d_figure`.
+        spines, units, center, point_size: as in :func:`scatter3d_figure`.
         height: figure height in pixels.
         slider_prefix: text before the current label, e.g. "Cobb ".
 
     Returns:
         a figure with one plotly frame per cloud; the first cloud is shown initially.
     """
-    panels = as_cloud_views(clouds, spines, labels)
+    panels = as_cloud_views(clouds, spines, labels, center)
     frames = [go.Frame(data=_panel_traces(p, point_size, units, showlegend=True), name=p.title) for p in panels]
     n_traces = {len(f.data) for f in frames}
     if len(n_traces) != 1:

@@ -61,6 +61,7 @@ def point_cloud_figure(
     titles: Sequence[str] | None = None,
     views: Sequence[str] = ("back", "side"),
     units: str = "mm",
+    center: str | None = None,
     clouds_per_row: int | None = None,
     panel_height: float = 4.0,
     point_size: float | None = None,
@@ -77,6 +78,8 @@ def point_cloud_figure(
         titles: one title per cloud.
         views: any of "back" (x-y, seen from the scanner), "side" (z-y) and "top" (x-z).
         units: axis unit label ("mm" or "normalised").
+        center: ``None``, ``"DM"`` or ``"centroid"``: move each cloud there first (see
+            :func:`pcdiff.viz.inputs.as_cloud_views`).
         clouds_per_row: wrap after this many clouds (default: all in one row).
         panel_height: height in inches of one row of panels.
         point_size: marker area in points^2 (default: from the number of points).
@@ -86,7 +89,7 @@ def point_cloud_figure(
     Returns:
         a ``Figure`` attached to an Agg canvas (headless).
     """
-    panels = as_cloud_views(clouds, spines, titles)
+    panels = as_cloud_views(clouds, spines, titles, center)
     views = _check_views(views)
     per_row = len(panels) if clouds_per_row is None else clouds_per_row
     if per_row < 1:
