@@ -243,7 +243,7 @@ def parse_spine_json(data: dict[str, Any], path: Path, pipeline: str | None = No
     )
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
     if not path.is_file():
         raise InvalidScanError(path, "file not found")
     try:
@@ -345,7 +345,7 @@ def read_subject(
         InvalidScanError: see the module docstring.
     """
     ply, js = _subject_files(Path(folder_or_json))
-    kwargs = parse_spine_json(_read_json(js), js, pipeline)
+    kwargs = parse_spine_json(read_json(js), js, pipeline)
     points, normals, colors = read_point_cloud(ply)
     if name is None:
         name = _processed_name(js) or js.parent.name
@@ -364,7 +364,7 @@ def read_generic(scan_path: Path, min_points: int = MIN_POINTS, name: str | None
         if sidecar.suffix == ".csv":
             data = _read_spine_csv(sidecar)
         else:
-            data = _read_json(sidecar)
+            data = read_json(sidecar)
             if isinstance(data, list):
                 data = {"esl": data}
         kwargs = parse_spine_json(data, sidecar)
