@@ -24,7 +24,7 @@ class DenoiserOutput(BaseOutput):
 
     Attributes:
         sample: (B, N, 3) the prediction (epsilon, v or clean points, as the training objective says),
-            in the normalised frame.
+            in the space of the input ``sample``.
     """
 
     sample: torch.Tensor
@@ -50,10 +50,11 @@ class SpineDenoiser(ModelMixin, ConfigMixin):
         """Predict from noisy points, conditioned on the spine.
 
         Args:
-            sample: (B, N, 3) noisy points in the normalised frame; any N >= 1.
+            sample: (B, N, 3) noisy points in model space (pcdiff's normalised frame, possibly times a
+                constant such as the training module's ``data_scale``); any N >= 1.
             timestep: scalar (int, float or 0-d tensor) or (B,) diffusion timesteps.
-            encoder_hidden_states: (B, K, 3) spine keypoints in the normalised frame, ordered top to
-                bottom at equal arc length (any K >= 1).
+            encoder_hidden_states: (B, K, 3) spine keypoints in the same space as ``sample``, ordered top
+                to bottom at equal arc length (any K >= 1).
             condition_mask: optional (B,) bool; False replaces that sample's spine tokens by the learned
                 null tokens (classifier-free guidance). None means every sample is conditioned.
             return_dict: return a :class:`DenoiserOutput` (True) or a one-tuple.

@@ -25,7 +25,9 @@ class PointNet2Denoiser(SpineDenoiser):
             ``width * channel_mults[i]``.
         channel_mults: channel multiplier per level (one level per entry).
         num_centres: FPS centres per level (clipped to the points available).
-        radii: ball-query radius per level, normalised units (the spine is ~1 long).
+        radii: ball-query radius per level, in the units the denoiser sees (PVD's defaults for clouds of
+            about unit spread; pcdiff's training module feeds normalised coordinates times ``data_scale``
+            = 2, where the spine is ~2 long and 2048 points put ~18 points in the first ball).
         num_neighbours: points grouped per centre, per level.
         num_heads: attention heads (every width must be divisible by it).
         cond_dim: width of the spine tokens.
@@ -40,7 +42,7 @@ class PointNet2Denoiser(SpineDenoiser):
         width: int = 64,
         channel_mults: tuple[int, ...] = (2, 4, 8, 8),
         num_centres: tuple[int, ...] = (1024, 256, 64, 16),
-        radii: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4),
+        radii: tuple[float, ...] = (0.1, 0.2, 0.4, 0.8),
         num_neighbours: tuple[int, ...] = (32, 32, 32, 32),
         num_heads: int = 4,
         cond_dim: int = 128,
