@@ -8,7 +8,7 @@ from pcdiff.estimator.metrics import line_errors, pearson, summarize
 from pcdiff.estimator.model import SpineEstimatorNet
 from pcdiff.estimator.module import SpineEstimator, to_mm
 
-TINY = dict(num_centers=(64, 16), num_neighbors=(16, 8), widths=((32, 32), (64, 64)), global_dim=64, head_dim=64)
+TINY = dict(width=16, num_centers=(64, 16), radii=(0.1, 0.25), num_neighbors=(16, 8), widths=(32, 64), global_dim=64, head_dim=64)
 
 
 def vertical_line(k: int = 32, x: float = 0.0, length: float = 400.0) -> np.ndarray:
@@ -85,7 +85,7 @@ def test_model_shapes_template_and_save_reload(tmp_path):
     with pytest.raises(ValueError, match=r"\(B, N, 3\)"):
         net(torch.randn(2, 200))
     with pytest.raises(ValueError, match="one entry per level"):
-        SpineEstimatorNet(num_centers=(8,), num_neighbors=(4, 4), widths=((8,),))
+        SpineEstimatorNet(num_centers=(8,), radii=(0.1,), num_neighbors=(4, 4), widths=(8,))
 
 
 def test_module_rejects_mismatched_keypoints_and_bad_options():
@@ -109,7 +109,7 @@ def test_estimator_learns_a_toy_ridge():
     test = toy_batch(32, seed=100)
     module = SpineEstimator(num_keypoints=16, lr=3e-3, dropout=0.0, **TINY)
     trainer = L.Trainer(
-        max_epochs=12, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        max_epochs=20, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, accelerator="cpu",
     )
     trainer.fit(module, DataLoader(train, batch_size=None))

@@ -1,8 +1,11 @@
-"""A PointNet++-style network that reads a back scan and regresses its spinal line as K keypoints.
+"""A PointNet++ network that reads a back scan and regresses its spinal line as K keypoints.
 
-Encoder: ``len(num_centers)`` set-abstraction levels (farthest-point sampled centres, kNN groups,
-a shared MLP on [relative xyz, features], max-pool), then a global max-pooled feature (Qi et al.
-2017, "PointNet++", single-scale grouping). Head: an MLP to K x 3 offsets added to a learnable
+Encoder: Fourier features of the points, then ``len(num_centers)`` set-abstraction levels (the
+shared :class:`pcdiff.models.point_layers.SetAbstraction`: FPS centres, ball-query groups, a PointNet
+layer; Qi et al. 2017, single-scale grouping), then a global max-pooled feature of [centre xyz,
+features]. The layers are the denoisers' and take a timestep embedding; the estimator has no
+timestep, so it passes a constant zero embedding of width 1 (its projection reduces to a bias).
+Head: an MLP to K x 3 offsets added to a learnable
 template line (initialised as a straight vertical line from y = +0.5 to y = -0.5, the spine frame's
 C7 -> DM), so an untrained net already predicts a plausible line and training only learns deviations.
 
@@ -20,7 +23,8 @@ from diffusers.utils import BaseOutput
 from einops import rearrange
 from torch import nn
 
-from pcdiff.ops import farthest_point_sample, gather_points, knn_points
+from pcdiff.models.blocks import fourier_dim, fourier_features
+from pcdiff.models.point_layers import SetAbstraction
 
 
 @dataclass
@@ -30,41 +34,24 @@ class SpineEstimatorOutput(BaseOutput):
     keypoints: torch.Tensor
 
 
-class _PointBatchNorm(nn.BatchNorm1d):
+class _BatchNorm(nn.BatchNorm1d):
     """BatchNorm over the channels of (..., C) features, statistics pooled over every point of the batch.
 
-    PointNet++ normalises this way; a per-point LayerNorm would divide away the magnitude of the tiny
-    relative coordinates (~0.05 in the spine frame), and no normalisation lets the features vanish.
+    Used in the estimator's own layers (as in PointNet++): it keeps the differences *between* scans
+    that the regression needs, where a per-point LayerNorm let the global feature collapse to a
+    constant on small training sets (checked on the toy in tests/test_estimator.py).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
 
 
-def _mlp(channels: list[int], last_act: bool = True) -> nn.Sequential:
+def _mlp(channels: list[int]) -> nn.Sequential:
+    """Per-point Linear -> BatchNorm -> GELU layers."""
     layers: list[nn.Module] = []
-    for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:])):
-        layers.append(nn.Linear(c_in, c_out))
-        if last_act or i < len(channels) - 2:
-            layers += [_PointBatchNorm(c_out), nn.GELU()]
+    for c_in, c_out in zip(channels[:-1], channels[1:]):
+        layers += [nn.Linear(c_in, c_out), _BatchNorm(c_out), nn.GELU()]
     return nn.Sequential(*layers)
-
-
-class _SetAbstraction(nn.Module):
-    """One PointNet++ level: (B, N, 3) xyz + (B, N, C) features -> (B, S, 3) centres + (B, S, C') features."""
-
-    def __init__(self, num_centers: int, k: int, in_channels: int, widths: list[int]) -> None:
-        super().__init__()
-        self.num_centers, self.k = num_centers, k
-        self.mlp = _mlp([in_channels + 3, *widths])
-
-    def forward(self, xyz: torch.Tensor, feats: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        s = min(self.num_centers, xyz.shape[1])
-        centres = gather_points(xyz, farthest_point_sample(xyz, s))  # (B, S, 3)
-        idx = knn_points(centres, xyz, min(self.k, xyz.shape[1])).idx  # (B, S, k)
-        rel = gather_points(xyz, idx) - rearrange(centres, "b s d -> b s 1 d")  # (B, S, k, 3)
-        grouped = rel if feats is None else torch.cat([rel, gather_points(feats, idx)], dim=-1)
-        return centres, self.mlp(grouped).amax(dim=2)  # (B, S, 3), (B, S, C')
 
 
 class SpineEstimatorNet(ModelMixin, ConfigMixin):
@@ -72,9 +59,12 @@ class SpineEstimatorNet(ModelMixin, ConfigMixin):
 
     Args:
         num_keypoints: K, keypoints along the line, top -> bottom at equal arc length.
+        width: channels of the per-point input features (from Fourier features of xyz).
         num_centers: centres per set-abstraction level.
-        num_neighbors: kNN group size per level.
-        widths: MLP widths per level (the last is the level's output channels).
+        radii: ball-query radius per level, normalised units (the spine is ~1 long).
+        num_neighbors: group size per level.
+        widths: output channels per level.
+        num_frequencies: Fourier frequencies of the input coordinates.
         global_dim: width of the global feature.
         head_dim: hidden width of the regression head.
         dropout: dropout in the head (regularises the tiny training sets of the augmentation study).
@@ -84,25 +74,29 @@ class SpineEstimatorNet(ModelMixin, ConfigMixin):
     def __init__(
         self,
         num_keypoints: int = 32,
+        width: int = 32,
         num_centers: tuple[int, ...] = (256, 64),
+        radii: tuple[float, ...] = (0.08, 0.2),
         num_neighbors: tuple[int, ...] = (32, 32),
-        widths: tuple[tuple[int, ...], ...] = ((64, 64, 128), (128, 128, 256)),
+        widths: tuple[int, ...] = (128, 256),
+        num_frequencies: int = 4,
         global_dim: int = 512,
         head_dim: int = 256,
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
-        if not (len(num_centers) == len(num_neighbors) == len(widths)) or not num_centers:
+        if len({len(num_centers), len(radii), len(num_neighbors), len(widths)}) != 1 or not num_centers:
             raise ValueError(
-                "SpineEstimatorNet: num_centers, num_neighbors and widths need one entry per level, got "
-                f"{len(num_centers)}, {len(num_neighbors)} and {len(widths)}"
+                "SpineEstimatorNet: num_centers, radii, num_neighbors and widths need one entry per level, got "
+                f"{tuple(num_centers)}, {tuple(radii)}, {tuple(num_neighbors)} and {tuple(widths)}"
             )
-        levels, c_in = [], 0
-        for s, k, w in zip(num_centers, num_neighbors, widths):
-            levels.append(_SetAbstraction(s, k, c_in, list(w)))
-            c_in = w[-1]
-        self.levels = nn.ModuleList(levels)
-        self.global_mlp = _mlp([c_in + 3, global_dim, global_dim])
+        self.input = _mlp([fourier_dim(3, num_frequencies), width])
+        dims = [width, *widths]
+        self.levels = nn.ModuleList(
+            SetAbstraction(dims[i], dims[i + 1], num_centers[i], num_neighbors[i], radii[i], temb_dim=1)
+            for i in range(len(widths))
+        )
+        self.global_mlp = _mlp([dims[-1] + 3, global_dim, global_dim])
         self.head = nn.Sequential(
             _mlp([global_dim, head_dim]), nn.Dropout(dropout), nn.Linear(head_dim, num_keypoints * 3)
         )
@@ -116,9 +110,10 @@ class SpineEstimatorNet(ModelMixin, ConfigMixin):
         """Args: points (B, N, 3) normalised back surface. Returns keypoints (B, K, 3) normalised."""
         if points.ndim != 3 or points.shape[-1] != 3:
             raise ValueError(f"SpineEstimatorNet: expected points of shape (B, N, 3), got {tuple(points.shape)}")
-        xyz, feats = points, None
+        xyz, feats = points, self.input(fourier_features(points, self.config.num_frequencies))
+        temb = points.new_zeros(points.shape[0], 1)  # no timestep: a constant embedding
         for level in self.levels:
-            xyz, feats = level(xyz, feats)
+            xyz, feats = level(xyz, feats, temb)
         g = self.global_mlp(torch.cat([xyz, feats], dim=-1)).amax(dim=1)  # (B, global_dim)
         offsets = rearrange(self.head(g), "b (k d) -> b k d", d=3)
         keypoints = self.template + offsets  # (B, K, 3)

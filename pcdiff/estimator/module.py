@@ -18,6 +18,10 @@ from einops import rearrange
 from pcdiff.estimator.metrics import line_errors
 from pcdiff.estimator.model import SpineEstimatorNet
 
+#: Input frames: "line" = the ESL's own frame (centre between its ends, scale = their distance; what
+#: the data module's ``normalize="line"`` gives with ``line="esl"`` and what generated backs come in),
+#: "landmarks" = the C7..DM frame (needs landmarks, so it cannot judge generated backs).
+FRAMES = ("line", "landmarks")
 _LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss, "smooth_l1": F.smooth_l1_loss}
 
 
@@ -31,20 +35,25 @@ class SpineEstimator(L.LightningModule):
 
     Args:
         num_keypoints: K; must equal the data module's ``num_keypoints``.
-        num_centers, num_neighbors, widths, global_dim, head_dim, dropout: network size, see
-            :class:`SpineEstimatorNet`.
+        width, num_centers, radii, num_neighbors, widths, num_frequencies, global_dim, head_dim, dropout:
+            network size, see :class:`SpineEstimatorNet`.
         loss: ``"l1"``, ``"l2"`` (mean squared) or ``"smooth_l1"`` on normalised keypoints.
-        lr: AdamW learning rate; decayed by cosine annealing over ``max_epochs`` of the trainer.
+        lr: AdamW learning rate; decayed to zero by cosine annealing over the trainer's whole run.
         weight_decay: AdamW weight decay.
-        line: which line the targets are (``"esl"``/``"isl"``); stored with the weights for the record.
+        line: which line the targets are (``"esl"``/``"isl"``); stored with the weights, so users of a
+            checkpoint (``pcdiff.eval --metric spine_estimator``) know what it predicts.
+        frame: the input frame the data was normalised in, one of :data:`FRAMES` (stored likewise).
     """
 
     def __init__(
         self,
         num_keypoints: int = 32,
+        width: int = 32,
         num_centers: tuple[int, ...] = (256, 64),
+        radii: tuple[float, ...] = (0.08, 0.2),
         num_neighbors: tuple[int, ...] = (32, 32),
-        widths: tuple[tuple[int, ...], ...] = ((64, 64, 128), (128, 128, 256)),
+        widths: tuple[int, ...] = (128, 256),
+        num_frequencies: int = 4,
         global_dim: int = 512,
         head_dim: int = 256,
         dropout: float = 0.1,
@@ -52,18 +61,24 @@ class SpineEstimator(L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         line: str = "esl",
+        frame: str = "line",
     ) -> None:
         super().__init__()
         if loss not in _LOSSES:
             raise ValueError(f"SpineEstimator: loss must be one of {sorted(_LOSSES)}, got {loss!r}")
         if line not in ("esl", "isl"):
             raise ValueError(f"SpineEstimator: line must be 'esl' or 'isl', got {line!r}")
+        if frame not in FRAMES:
+            raise ValueError(f"SpineEstimator: frame must be one of {FRAMES}, got {frame!r}")
         self.save_hyperparameters()
         self.net = SpineEstimatorNet(
             num_keypoints=num_keypoints,
+            width=width,
             num_centers=tuple(num_centers),
+            radii=tuple(radii),
             num_neighbors=tuple(num_neighbors),
-            widths=tuple(tuple(w) for w in widths),
+            widths=tuple(widths),
+            num_frequencies=num_frequencies,
             global_dim=global_dim,
             head_dim=head_dim,
             dropout=dropout,
@@ -105,6 +120,7 @@ class SpineEstimator(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        t_max = self.trainer.max_epochs if self.trainer and self.trainer.max_epochs and self.trainer.max_epochs > 0 else 100
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t_max)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        # Cosine decay to zero over the whole run, stepped per optimiser step (valid for max_steps or max_epochs).
+        total = int(self.trainer.estimated_stepping_batches)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total, 1))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
