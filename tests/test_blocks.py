@@ -129,7 +129,8 @@ def test_inverse_distance_interpolate_matches_loop():
     from pcdiff.models.point_layers import inverse_distance_interpolate
 
     g = torch.Generator().manual_seed(0)
-    dst, src, f = torch.randn(2, 9, 3, generator=g), torch.randn(2, 5, 3, generator=g), torch.randn(2, 5, 4, generator=g)
+    dst, src = torch.randn(2, 9, 3, generator=g), torch.randn(2, 5, 3, generator=g)
+    f = torch.randn(2, 5, 4, generator=g)
     out = inverse_distance_interpolate(dst, src, f, k=3)
     for b in range(2):
         for i in range(9):

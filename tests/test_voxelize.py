@@ -119,7 +119,8 @@ def test_gradcheck_float64():
     assert torch.autograd.gradcheck(lambda f: avg_voxelize(f, coords, r), (feats,))
     grid = torch.randn(2, 2, r, r, r, generator=g, dtype=torch.float64, requires_grad=True)
     # keep away from integer coordinates, where trilinear interpolation has kinks
-    query = (torch.rand(2, 5, 3, generator=g, dtype=torch.float64) * 0.8 + 0.1 + torch.randint(0, r - 1, (2, 5, 3), generator=g))
+    cell = torch.randint(0, r - 1, (2, 5, 3), generator=g)
+    query = torch.rand(2, 5, 3, generator=g, dtype=torch.float64) * 0.8 + 0.1 + cell
     query.requires_grad_(True)
     assert torch.autograd.gradcheck(trilinear_devoxelize, (grid, query))
 

@@ -66,13 +66,16 @@ class SpineDenoiser(ModelMixin, ConfigMixin):
         if sample.ndim != 3 or sample.shape[-1] != 3:
             raise ValueError(f"{name}: expected sample of shape (B, N, 3), got {tuple(sample.shape)}")
         batch_size = sample.shape[0]
-        if encoder_hidden_states.ndim != 3 or encoder_hidden_states.shape[0] != batch_size or encoder_hidden_states.shape[-1] != 3:
+        spine_shape = tuple(encoder_hidden_states.shape)
+        if len(spine_shape) != 3 or spine_shape[0] != batch_size or spine_shape[-1] != 3:
             raise ValueError(
                 f"{name}: expected encoder_hidden_states (spine keypoints) of shape ({batch_size}, K, 3), "
-                f"got {tuple(encoder_hidden_states.shape)}"
+                f"got {spine_shape}"
             )
         if condition_mask is not None and tuple(condition_mask.shape) != (batch_size,):
-            raise ValueError(f"{name}: expected condition_mask of shape ({batch_size},), got {tuple(condition_mask.shape)}")
+            raise ValueError(
+                f"{name}: expected condition_mask of shape ({batch_size},), got {tuple(condition_mask.shape)}"
+            )
         cond = self.conditioning(timestep, encoder_hidden_states.to(sample.dtype), condition_mask)
         out = self.denoise(sample, cond)
         if not return_dict:

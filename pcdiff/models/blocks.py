@@ -204,8 +204,8 @@ class SpineEncoder(nn.Module):
     def forward(self, keypoints: torch.Tensor) -> torch.Tensor:
         """Args: keypoints: (B, K, 3) normalised, ordered top to bottom. Returns (B, K, dim)."""
         s = arc_length_fraction(keypoints)[..., None]  # (B, K, 1)
-        x = torch.cat([fourier_features(keypoints, self.num_frequencies), fourier_features(s, self.num_frequencies)], -1)
-        x = self.embed(x)
+        freqs = self.num_frequencies
+        x = self.embed(torch.cat([fourier_features(keypoints, freqs), fourier_features(s, freqs)], dim=-1))
         for attn, ff in self.layers:
             x = ff(attn(x))
         return self.norm(x)
@@ -236,7 +236,13 @@ class SpineConditioning(nn.Module):
     """
 
     def __init__(
-        self, time_dim: int, cond_dim: int, spine_layers: int, num_heads: int, num_frequencies: int, num_null_tokens: int
+        self,
+        time_dim: int,
+        cond_dim: int,
+        spine_layers: int,
+        num_heads: int,
+        num_frequencies: int,
+        num_null_tokens: int,
     ) -> None:
         super().__init__()
         if num_null_tokens < 1:

@@ -61,11 +61,15 @@ class SetAbstraction(nn.Module):
     ) -> None:
         super().__init__()
         if num_centres < 1 or num_neighbours < 1:
-            raise ValueError(f"SetAbstraction: num_centres and num_neighbours must be >= 1, got {num_centres}, {num_neighbours}")
+            raise ValueError(
+                f"SetAbstraction: num_centres and num_neighbours must be >= 1, got {num_centres}, {num_neighbours}"
+            )
         if radius is not None and not radius > 0:
             raise ValueError(f"SetAbstraction: radius must be > 0 or None, got {radius}")
         self.num_centres, self.num_neighbours, self.radius = num_centres, num_neighbours, radius
-        local_nn = nn.Sequential(nn.Linear(in_dim + 3, out_dim), nn.LayerNorm(out_dim), nn.SiLU(), nn.Linear(out_dim, out_dim))
+        local_nn = nn.Sequential(
+            nn.Linear(in_dim + 3, out_dim), nn.LayerNorm(out_dim), nn.SiLU(), nn.Linear(out_dim, out_dim)
+        )  # applied to [x_j, (p_j - p_i) / radius]
         self.conv = PointNetConv(local_nn=local_nn, global_nn=None, add_self_loops=False)
         self.mlp = ResMLP(out_dim, out_dim, temb_dim)
 

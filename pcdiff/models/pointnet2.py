@@ -59,7 +59,9 @@ class PointNet2Denoiser(SpineDenoiser):
                 f"{tuple(radii)}, {tuple(num_neighbours)}"
             )
         time_dim = 4 * width
-        self.conditioning = SpineConditioning(time_dim, cond_dim, spine_layers, num_heads, num_frequencies, num_null_tokens)
+        self.conditioning = SpineConditioning(
+            time_dim, cond_dim, spine_layers, num_heads, num_frequencies, num_null_tokens
+        )
         self.input = ResMLP(fourier_dim(3, num_frequencies), width, time_dim)
         self.input_cross = AttentionBlock(width, num_heads, cond_dim)
         dims = [width] + [width * m for m in channel_mults]

@@ -17,7 +17,15 @@ from diffusers.configuration_utils import register_to_config
 from torch import nn
 
 from pcdiff.models.base import SpineDenoiser
-from pcdiff.models.blocks import AttentionBlock, Conditioning, ResMLP, SpineConditioning, fourier_dim, fourier_features, num_groups
+from pcdiff.models.blocks import (
+    AttentionBlock,
+    Conditioning,
+    ResMLP,
+    SpineConditioning,
+    fourier_dim,
+    fourier_features,
+    num_groups,
+)
 from pcdiff.ops.voxelize import avg_voxelize, normalize_voxel_coords, trilinear_devoxelize
 
 
@@ -95,7 +103,9 @@ class PVCNNDenoiser(SpineDenoiser):
         if blocks_per_level < 1:
             raise ValueError(f"PVCNNDenoiser: blocks_per_level must be >= 1, got {blocks_per_level}")
         time_dim = 4 * width
-        self.conditioning = SpineConditioning(time_dim, cond_dim, spine_layers, num_heads, num_frequencies, num_null_tokens)
+        self.conditioning = SpineConditioning(
+            time_dim, cond_dim, spine_layers, num_heads, num_frequencies, num_null_tokens
+        )
         self.input_proj = nn.Linear(fourier_dim(3, num_frequencies), width)
         widths = [width * m for m in channel_mults]
 
@@ -104,7 +114,7 @@ class PVCNNDenoiser(SpineDenoiser):
                 [PVConvBlock(in_dim, out_dim, resolution, time_dim), AttentionBlock(out_dim, num_heads, cond_dim)]
             )
 
-        # way down: (level, resolution, module); skip widths recorded for the way up
+        # way down: one (PVConv, cross-attention) stage per block, its level recorded; skip widths kept for the way up
         self.down = nn.ModuleList()
         self.down_levels: list[int] = []
         skip_dims: list[int] = []

@@ -82,11 +82,15 @@ class PointTransformerDenoiser(SpineDenoiser):
         if depth < 1:
             raise ValueError(f"PointTransformerDenoiser: depth must be >= 1, got {depth}")
         time_dim = 4 * point_width
-        self.conditioning = SpineConditioning(time_dim, cond_dim, spine_layers, num_heads, num_frequencies, num_null_tokens)
+        self.conditioning = SpineConditioning(
+            time_dim, cond_dim, spine_layers, num_heads, num_frequencies, num_null_tokens
+        )
         self.point_embed = ResMLP(fourier_dim(3, num_frequencies), point_width, time_dim)
         self.patch_embed = SetAbstraction(point_width, width, num_patches, patch_size, None, time_dim)
         self.centre_embed = nn.Linear(fourier_dim(3, num_frequencies), width)
-        self.blocks = nn.ModuleList(TransformerBlock(width, num_heads, cond_dim, time_dim, mlp_ratio) for _ in range(depth))
+        self.blocks = nn.ModuleList(
+            TransformerBlock(width, num_heads, cond_dim, time_dim, mlp_ratio) for _ in range(depth)
+        )
         self.norm = nn.LayerNorm(width)
         self.upsample = FeaturePropagation(width, point_width, point_width, time_dim)
         self.point_cross = AttentionBlock(point_width, num_heads, cond_dim)
