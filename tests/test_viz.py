@@ -157,3 +157,14 @@ def test_center_moves_points_lines_and_landmarks_together():
         render_point_clouds([scan.points], center="DM")
     with pytest.raises(ValueError, match="center"):
         render_point_clouds([scan], center="C7")
+
+
+def test_share_limits_false_scales_each_panel_to_its_cloud():
+    small, huge = _scan(0), _scan(1).points * 100.0
+    shared = point_cloud_figure([small, huge], views=("back",))
+    own = point_cloud_figure([small, huge], views=("back",), share_limits=False)
+    assert len(shared.axes) == 3 and len(own.axes) == 2  # no colour bar without a shared scale
+    assert shared.axes[0].get_xlim() == shared.axes[1].get_xlim()
+    lo, hi = own.axes[0].get_xlim()
+    assert lo < small.points[:, 0].min() and hi > small.points[:, 0].max() and hi - lo < 2 * np.ptp(small.points[:, 0])
+    assert own.axes[0].collections[0].norm.vmax == pytest.approx(small.points[:, 2].max())

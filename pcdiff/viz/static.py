@@ -62,6 +62,7 @@ def point_cloud_figure(
     views: Sequence[str] = ("back", "side"),
     units: str = "mm",
     center: str | None = None,
+    share_limits: bool = True,
     clouds_per_row: int | None = None,
     panel_height: float = 4.0,
     point_size: float | None = None,
@@ -80,6 +81,9 @@ def point_cloud_figure(
         units: axis unit label ("mm" or "normalised").
         center: ``None``, ``"DM"`` or ``"centroid"``: move each cloud there first (see
             :func:`pcdiff.viz.inputs.as_cloud_views`).
+        share_limits: one set of axis limits and one depth colour scale for all panels (comparisons at
+            one scale); ``False`` scales each panel to its own cloud (and draws no colour bar), e.g. when
+            one cloud has far outliers that would shrink the others to a dot.
         clouds_per_row: wrap after this many clouds (default: all in one row).
         panel_height: height in inches of one row of panels.
         point_size: marker area in points^2 (default: from the number of points).
@@ -95,11 +99,12 @@ def point_cloud_figure(
     if per_row < 1:
         raise ValueError(f"clouds_per_row must be >= 1, got {clouds_per_row}")
     n_rows = -(-len(panels) // per_row)
-    limits = {axis: _limits(panels, axis) for axis in range(3)}
+    limits = {axis: _limits(panels, axis) for axis in range(3)}  # shared: sizes the panels too
     # Panel width relative to the row height (the y extent): with equal aspect, back and side panels
     # fill their cells, and a top view (vertical axis z) is as wide as the back and shorter.
     y_extent = limits[1][1] - limits[1][0]
     ratios = [(limits[VIEWS[v][0]][1] - limits[VIEWS[v][0]][0]) / y_extent for v in views]
+    colorbar = colorbar and share_limits
     width_ratios = ratios * per_row + ([0.06] if colorbar else [])
     # 0.6 in per panel leaves room for the y tick labels.
     fig = Figure(figsize=(panel_height * sum(width_ratios) + 0.6 * per_row * len(views), panel_height * n_rows), dpi=dpi)
@@ -111,6 +116,9 @@ def point_cloud_figure(
         row, col0 = divmod(i, per_row)
         n = len(panel.points)
         size = point_size if point_size is not None else float(np.clip(4000.0 / n, 0.3, 8.0))
+        if not share_limits:
+            limits = {axis: _limits([panel], axis) for axis in range(3)}
+            norm = Normalize(*depth_range([panel]))
         for j, view in enumerate(views):
             h, v, (xlabel, ylabel), view_title = VIEWS[view]
             ax = fig.add_subplot(grid[row, col0 * len(views) + j])
