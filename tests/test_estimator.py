@@ -120,3 +120,28 @@ def test_estimator_learns_a_toy_ridge():
     mean_line = torch.stack([b["spine"] for b in train]).mean(dim=(0, 1))
     baseline = (mean_line - test["spine"]).abs().mean()
     assert err < 0.75 * baseline, (float(err), float(baseline))
+
+
+def test_frame_is_recorded_and_the_isl_frame_refused():
+    from pcdiff.estimator.train import input_frame
+
+    assert input_frame("line", "esl") == "esl"
+    assert input_frame("landmarks", "isl") == "landmarks"
+    assert SpineEstimator(line="isl", input_frame="landmarks", **TINY).hparams.input_frame == "landmarks"
+    with pytest.raises(ValueError, match="ISL's own frame"):
+        SpineEstimator(line="isl", input_frame=input_frame("line", "isl"), **TINY)
+
+
+@pytest.mark.slow
+def test_cli_fast_dev_run_on_phantoms(tmp_path):
+    from pcdiff.estimator.train import main
+
+    cli = main(
+        [
+            "configs/estimator.yaml", "--trainer.fast_dev_run", "1", "--trainer.default_root_dir", str(tmp_path),
+            "--data.phantom_num_scans", "12", "--data.num_points", "256", "--data.cache_dir", str(tmp_path / "cache"),
+            "--data.batch_size", "4", "--data.line", "isl", "--data.normalize", "landmarks",
+            "--model.num_centers", "[64, 16]", "--model.widths", "[32, 64]", "--model.global_dim", "64",
+        ]
+    )
+    assert cli.model.hparams.line == "isl" and cli.model.hparams.input_frame == "landmarks"

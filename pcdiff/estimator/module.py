@@ -18,10 +18,11 @@ from einops import rearrange
 from pcdiff.estimator.metrics import line_errors
 from pcdiff.estimator.model import SpineEstimatorNet
 
-#: Input frames: "line" = the ESL's own frame (centre between its ends, scale = their distance; what
-#: the data module's ``normalize="line"`` gives with ``line="esl"`` and what generated backs come in),
-#: "landmarks" = the C7..DM frame (needs landmarks, so it cannot judge generated backs).
-FRAMES = ("line", "landmarks")
+#: Input frames, as the data module normalised the scans: "esl" = the ESL's own frame (centre between
+#: its ends, scale = their distance; ``normalize="line"`` with ``line="esl"``; generated backs come in
+#: it), "landmarks" = C7..DM (needs landmarks, so it cannot judge generated backs), "none" = mm.
+#: The ISL's frame is refused: it is not visible on a scan and would hand the target's ends to the net.
+FRAMES = ("esl", "landmarks", "none")
 _LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss, "smooth_l1": F.smooth_l1_loss}
 
 
@@ -42,7 +43,7 @@ class SpineEstimator(L.LightningModule):
         weight_decay: AdamW weight decay.
         line: which line the targets are (``"esl"``/``"isl"``); stored with the weights, so users of a
             checkpoint (``pcdiff.eval --metric spine_estimator``) know what it predicts.
-        frame: the input frame the data was normalised in, one of :data:`FRAMES` (stored likewise).
+        input_frame: the frame the data was normalised in, one of :data:`FRAMES` (stored likewise).
     """
 
     def __init__(
@@ -61,15 +62,18 @@ class SpineEstimator(L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         line: str = "esl",
-        frame: str = "line",
+        input_frame: str = "esl",
     ) -> None:
         super().__init__()
         if loss not in _LOSSES:
             raise ValueError(f"SpineEstimator: loss must be one of {sorted(_LOSSES)}, got {loss!r}")
         if line not in ("esl", "isl"):
             raise ValueError(f"SpineEstimator: line must be 'esl' or 'isl', got {line!r}")
-        if frame not in FRAMES:
-            raise ValueError(f"SpineEstimator: frame must be one of {FRAMES}, got {frame!r}")
+        if input_frame not in FRAMES:
+            raise ValueError(
+                f"SpineEstimator: input_frame must be one of {FRAMES}, got {input_frame!r} (to predict the ISL normalise by "
+                "landmarks, data.normalize=landmarks, or by the ESL; the ISL's own frame is the answer's ends)"
+            )
         self.save_hyperparameters()
         self.net = SpineEstimatorNet(
             num_keypoints=num_keypoints,
