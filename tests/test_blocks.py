@@ -95,7 +95,12 @@ def test_spine_conditioning_null_tokens():
     c = cond(4, kp, None)
     assert c.tokens.shape == (2, 5, 8) and c.token_mask is None and c.temb.shape == (2, 8)
     c = cond(4, kp, torch.tensor([False, False]))
-    torch.testing.assert_close(c.tokens, cond.null_tokens.expand(2, -1, -1))
+    assert c.token_mask.tolist() == [[False] * 5 + [True] * 3] * 2
+    # with a mask, every parameter is in the graph even when no sample drops its condition (DDP)
+    c = cond(4, kp, torch.tensor([True, True]))
+    assert c.token_mask.tolist() == [[True] * 5 + [False] * 3] * 2
+    c.tokens.sum().backward()
+    assert cond.null_tokens.grad is not None and all(p.grad is not None for p in cond.spine.parameters())
     c = cond(4, kp, torch.tensor([True, False]))
     assert c.tokens.shape == (2, 8, 8)
     assert c.token_mask.tolist() == [[True] * 5 + [False] * 3, [False] * 5 + [True] * 3]

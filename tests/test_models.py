@@ -120,6 +120,10 @@ def test_gradients_reach_every_parameter(name):
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing, f"no gradient for {missing}"
     assert x.grad is not None and torch.isfinite(x.grad).all()
+    # DistributedDataParallel needs every parameter in the graph even when no condition is dropped
+    model.zero_grad(set_to_none=True)
+    model(x, t, spine, condition_mask=torch.tensor([True, True])).sample.sum().backward()
+    assert not [n for n, p in model.named_parameters() if p.grad is None]
 
 
 @pytest.mark.parametrize("name", NAMES)

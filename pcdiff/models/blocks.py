@@ -230,9 +230,12 @@ class SpineConditioning(nn.Module):
     """Timestep embedding, spine tokens and the learned null tokens for classifier-free guidance.
 
     A sample whose ``condition_mask`` is False attends only to ``num_null_tokens`` learned tokens
-    instead of its spine tokens. In a batch that mixes both, the sequences are concatenated to
-    ``K + num_null_tokens`` tokens and ``token_mask`` hides the half a sample must not see (masked keys
-    get exactly zero weight), so any K works and the null sequence has its own length.
+    instead of its spine tokens. Whenever a mask is given, the two sequences are concatenated to
+    ``K + num_null_tokens`` tokens and ``token_mask`` hides the part a sample must not see (masked keys
+    get exactly zero weight), so any K works and the null sequence has its own length. Both parts stay
+    in the autograd graph even when every sample is (un)conditioned, so DistributedDataParallel never
+    meets an unused parameter during training with condition dropout. Without a mask (plain
+    conditional inference) only the spine tokens are built.
     """
 
     def __init__(
@@ -264,14 +267,10 @@ class SpineConditioning(nn.Module):
         """
         batch_size = encoder_hidden_states.shape[0]
         temb = self.time(timestep, batch_size, encoder_hidden_states.device)
-        null = self.null_tokens.expand(batch_size, -1, -1)  # (B, Ln, D)
         if condition_mask is None:
             return Conditioning(temb, self.spine(encoder_hidden_states), None)
         keep = condition_mask.to(device=encoder_hidden_states.device, dtype=torch.bool)
-        if bool(keep.all()):
-            return Conditioning(temb, self.spine(encoder_hidden_states), None)
-        if not bool(keep.any()):
-            return Conditioning(temb, null, None)
+        null = self.null_tokens.expand(batch_size, -1, -1)  # (B, Ln, D)
         tokens = torch.cat([self.spine(encoder_hidden_states), null], dim=1)  # (B, K + Ln, D)
         num_spine = encoder_hidden_states.shape[1]
         mask = torch.cat(
