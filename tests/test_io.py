@@ -340,3 +340,10 @@ def test_spine_far_from_surface_refused(tmp_path):
     folder = write_subject(scan, tmp_path)
     with pytest.raises(InvalidScanError, match="ESL lies .* from the scan surface"):
         read_subject(folder)
+
+
+def test_error_pickles():
+    import pickle
+
+    err = pickle.loads(pickle.dumps(InvalidScanError("/a/b.ply", "empty file")))
+    assert isinstance(err, InvalidScanError) and err.reason == "empty file" and str(err) == "/a/b.ply: empty file"

@@ -29,7 +29,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import numpy as np
@@ -127,12 +127,12 @@ class BackScanDataModule(L.LightningDataModule):
     def __init__(
         self,
         data_dir: str | None = None,
-        layout: str = "auto",
+        layout: Literal["auto", "4dspine", "generic", "pcdare"] = "auto",
         num_points: int = 2048,
         num_keypoints: int = 32,
-        line: str = "esl",
-        sampling: str = "random",
-        normalize: str = "line",
+        line: Literal["esl", "isl"] = "esl",
+        sampling: Literal["random", "fps"] = "random",
+        normalize: Literal["line", "landmarks", "none"] = "line",
         augment: bool = True,
         batch_size: int = 16,
         num_workers: int = 0,

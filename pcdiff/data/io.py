@@ -62,6 +62,9 @@ class InvalidScanError(ValueError):
         self.reason = reason
         super().__init__(f"{path}: {reason}")
 
+    def __reduce__(self):  # keep (path, reason) through pickling (DataLoader workers, multiprocessing)
+        return (type(self), (self.path, self.reason))
+
 
 class ScanList(list):
     """A ``list[BackScan]`` that also records what was skipped: ``skipped`` = [(path, reason), ...]."""
