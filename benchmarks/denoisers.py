@@ -1,14 +1,17 @@
-"""Parameter counts and CPU forward time of each denoiser at its default (GPU-sized) configuration.
+"""Parameter counts and CPU time of each denoiser, at its default (GPU-sized) configuration or a small
+CPU-sized one (a starting point for a quickstart config).
 
     OMP_NUM_THREADS=2 python benchmarks/denoisers.py --batch 4 --points 2048 --repeats 3
+    OMP_NUM_THREADS=2 python benchmarks/denoisers.py --size small --batch 8 --points 512
 
-Writes benchmarks/results/denoisers.json.
+Writes benchmarks/results/denoisers_<size>.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -17,24 +20,35 @@ import torch
 
 from pcdiff.models import DENOISERS, build_denoiser
 
+SMALL = {
+    "pvcnn": dict(width=16, channel_mults=(1, 2), voxel_resolutions=(16, 8), cond_dim=32, num_heads=2),
+    "pointnet2": dict(width=16, channel_mults=(2, 4, 8), num_centres=(128, 32, 8), radii=(0.2, 0.4, 0.8),
+                      num_neighbours=(16, 16, 16), cond_dim=32, num_heads=2),
+    "transformer": dict(width=64, depth=4, num_heads=4, num_patches=64, patch_size=16, point_width=32, cond_dim=32),
+}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=("default", "small"), default="default")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--points", type=int, default=2048)
     parser.add_argument("--keypoints", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "denoisers.json")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    out = args.out or Path(__file__).parent / "results" / f"denoisers_{args.size}.json"
 
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(args.batch, args.points, 3, generator=g) * 0.3
-    spine = torch.cumsum(torch.full((args.batch, args.keypoints, 3), 0.03), dim=1)
+    x = torch.randn(args.batch, args.points, 3, generator=g) * 0.6
+    spine = torch.cumsum(torch.full((args.batch, args.keypoints, 3), 0.06), dim=1)
     t = torch.randint(0, 1000, (args.batch,), generator=g)
+    keep = torch.arange(args.batch) % 2 == 0
     results = {}
     for name in DENOISERS:
         torch.manual_seed(0)
-        model = build_denoiser(name).eval()
+        config = SMALL[name] if args.size == "small" else {}
+        model = build_denoiser(name, **config).eval()
         with torch.no_grad():
             model(x, t, spine)  # warm-up
             times = []
@@ -42,23 +56,28 @@ def main() -> None:
                 start = time.perf_counter()
                 model(x, t, spine)
                 times.append(time.perf_counter() - start)
-        start = time.perf_counter()
         model.train()
-        model(x, t, spine, condition_mask=torch.arange(args.batch) % 2 == 0).sample.square().mean().backward()
-        train_step = time.perf_counter() - start
+        steps = []
+        for _ in range(max(1, args.repeats - 1)):
+            start = time.perf_counter()
+            model(x, t, spine, condition_mask=keep).sample.square().mean().backward()
+            steps.append(time.perf_counter() - start)
         results[name] = {
+            "config": config,
             "parameters": sum(p.numel() for p in model.parameters()),
             "forward_s_median": sorted(times)[len(times) // 2],
-            "forward_backward_s": train_step,
+            "forward_backward_s_median": sorted(steps)[len(steps) // 2],
         }
-        print(f"{name:12s} {results[name]['parameters'] / 1e6:6.2f} M params  forward {results[name]['forward_s_median']:.2f} s"
-              f"  forward+backward {train_step:.2f} s")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "batch": args.batch, "points": args.points, "keypoints": args.keypoints,
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+        r = results[name]
+        print(f"{name:12s} {r['parameters'] / 1e6:6.2f} M params  forward {r['forward_s_median']:.2f} s  "
+              f"forward+backward {r['forward_backward_s_median']:.2f} s", flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "size": args.size, "batch": args.batch, "points": args.points, "keypoints": args.keypoints,
+        "threads": torch.get_num_threads(), "load_average_1min": os.getloadavg()[0],
+        "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
         "denoisers": results,
-    }, indent=2))
+    }, indent=2) + "\n")
 
 
 if __name__ == "__main__":
