@@ -232,11 +232,14 @@ def test_all_invalid_is_an_error(tmp_path):
         read_dataset(tmp_path / "data", skip_invalid=True)
 
 
-def test_duplicate_names_refused(tmp_path):
+def test_duplicate_names_disambiguated_by_folder(tmp_path, caplog):
     write_subject(make_backscan(0, 300, name="a"), tmp_path / "x")
     write_subject(make_backscan(1, 300, name="a"), tmp_path / "y")
-    with pytest.raises(ValueError, match="duplicate subject name 'a'"):
-        read_dataset(tmp_path)
+    write_subject(make_backscan(2, 300, name="b"), tmp_path / "y")
+    with caplog.at_level(logging.WARNING, logger="pcdiff.data.io"):
+        scans = read_dataset(tmp_path)
+    assert [s.name for s in scans] == ["b", "x__a", "y__a"]
+    assert "appears 2 times" in caplog.text
 
 
 def test_missing_folder_and_unknown_layout(tmp_path):

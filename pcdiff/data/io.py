@@ -459,7 +459,10 @@ def read_dataset(
 
     Raises:
         InvalidScanError: the first bad subject, unless ``skip_invalid``.
-        ValueError: unknown layout, duplicate subject names, or nothing readable at all.
+        ValueError: unknown layout, or nothing readable at all.
+
+    Subject names that collide (the same id in two datasets) are replaced by their folder path
+    under ``root`` with ``/`` -> ``__`` (a warning says so).
     """
     root = Path(root)
     if layout == "auto":
@@ -493,7 +496,7 @@ def read_dataset(
             logger.warning("skipping invalid subject: %s", exc)
             result.skipped.append((exc.path, exc.reason))
     report_skipped(result, root)
-    _check_unique_names(result)
+    _unique_names(result, root)
     result.sort(key=lambda s: s.name)
     return result
 
@@ -508,7 +511,26 @@ def report_skipped(result: ScanList, root: Path) -> None:
         raise ValueError(f"{root}: none of the {total} subjects could be read")
 
 
-def _check_unique_names(scans: list[BackScan]) -> None:
+def _unique_names(scans: list[BackScan], root: Path) -> None:
+    """Rename scans whose names collide (e.g. the same id in two datasets) to their folder path under
+    ``root`` (``balgrist/0042`` -> ``balgrist__0042``), with a warning; refuse if that is still ambiguous."""
+    groups: dict[str, list[BackScan]] = {}
+    for s in scans:
+        groups.setdefault(s.name, []).append(s)
+    for name, group in groups.items():
+        if len(group) < 2:
+            continue
+        for s in group:
+            folder = Path(s.meta.get("source", "")).parent
+            try:
+                rel = folder.resolve().relative_to(root.resolve()).as_posix()
+            except ValueError:
+                rel = ""
+            s.name = (rel.replace("/", "__") if rel and rel != "." else name)
+            if not s.name.endswith(name):
+                s.name = f"{s.name}__{name}"
+        logger.warning("subject name %r appears %d times under %s; renamed to %s", name, len(group), root,
+                       [s.name for s in group])
     seen: dict[str, str] = {}
     for s in scans:
         src = str(s.meta.get("source", "?"))
