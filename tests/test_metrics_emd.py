@@ -1,0 +1,68 @@
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from pcdiff.metrics import earth_movers_distance, emd_auction, emd_exact, pairwise_emd
+from op_testing import DEVICES, random_clouds
+
+
+def _brute_force_emd(a: np.ndarray, b: np.ndarray) -> float:
+    cost = np.linalg.norm(a[:, None] - b[None], axis=-1)
+    return min(cost[np.arange(len(a)), list(p)].mean() for p in itertools.permutations(range(len(b))))
+
+
+@pytest.mark.parametrize("solver", ["scipy", "pot"])
+def test_exact_emd_matches_all_permutations(solver):
+    x, y = random_clouds(0, 3, 6, 3, dtype=torch.float64), random_clouds(1, 3, 6, 3, dtype=torch.float64)
+    got = emd_exact(x, y, solver=solver)
+    np.testing.assert_allclose(got.numpy(), [_brute_force_emd(a, b) for a, b in zip(x.numpy(), y.numpy())], rtol=1e-12)
+
+
+def test_exact_solvers_agree_on_larger_clouds():
+    x, y = random_clouds(2, 2, 200, 3), random_clouds(3, 2, 200, 3) + 0.5
+    torch.testing.assert_close(emd_exact(x, y, solver="pot"), emd_exact(x, y, solver="scipy"))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("shift", [0.0, 1.0])
+def test_auction_error_against_linear_sum_assignment(device, shift):
+    x = random_clouds(4, 3, 256, 3, device=device)
+    y = random_clouds(5, 3, 256, 3, device=device) + shift
+    res = emd_auction(x, y, rel_tol=1e-2)
+    exact = []
+    for a, b in zip(x.cpu().double().numpy(), y.cpu().double().numpy()):
+        cost = np.linalg.norm(a[:, None] - b[None], axis=-1)
+        r, c = linear_sum_assignment(cost)
+        exact.append(cost[r, c].mean())
+    exact = np.array(exact)
+    got, lower = res.emd.double().cpu().numpy(), res.lower_bound.double().cpu().numpy()
+    assert np.all(lower <= exact * (1 + 1e-5)) and np.all(got >= exact * (1 - 1e-5))  # bounds bracket it
+    assert np.all((got - exact) / exact < 1e-2)  # the certified tolerance
+    assert sorted(res.assignment[0].tolist()) == list(range(256))  # a permutation
+
+
+def test_auction_gradient_is_that_of_the_matched_distances():
+    x = random_clouds(6, 1, 20, 3, dtype=torch.float64).requires_grad_()
+    y = random_clouds(7, 1, 20, 3, dtype=torch.float64)
+    res = emd_auction(x, y, rel_tol=1e-6)
+    res.emd.sum().backward()
+    diff = x.detach()[0] - y[0, res.assignment[0]]
+    expected = diff / diff.norm(dim=1, keepdim=True) / 20
+    torch.testing.assert_close(x.grad[0], expected)
+
+
+def test_pairwise_emd_is_symmetric_and_matches_pairs():
+    xs = random_clouds(8, 4, 30, 3, dtype=torch.float64)
+    full = pairwise_emd(xs, method="exact")
+    assert torch.equal(full, full.T) and torch.all(full.diagonal() == 0)
+    assert full[1, 3].item() == pytest.approx(emd_exact(xs[1:2], xs[3:4]).item())
+
+
+def test_emd_errors():
+    with pytest.raises(ValueError, match="equal size"):
+        emd_exact(torch.zeros(1, 4, 3), torch.zeros(1, 5, 3))
+    with pytest.raises(ValueError, match="method must be"):
+        earth_movers_distance(torch.zeros(1, 4, 3), torch.zeros(1, 4, 3), method="sinkhorn")
