@@ -1,0 +1,294 @@
+"""``PointDiffusion``: the LightningModule that trains a spine-conditioned point-cloud denoiser.
+
+Thin by design: the denoiser comes from :func:`pcdiff.models.build_denoiser`, the noise schedule and
+the samplers from Diffusers (:mod:`pcdiff.diffusion.schedulers`), the sampling loop from
+:class:`pcdiff.pipelines.SpineToBackPipeline`, data from ``BackScanDataModule``. Devices, DDP,
+mixed precision and gradient clipping are Trainer flags (``--trainer.precision bf16-mixed``,
+``--trainer.gradient_clip_val 1.0``, ``--trainer.strategy ddp``); nothing here depends on them.
+
+Batches (from ``BackScanDataModule``): ``points`` (B, N, 3) and ``spine`` (B, K, 3) in normalised
+coordinates, ``center`` (B, 3) mm and ``scale`` (B,) mm. The model works in model space,
+``normalised * data_scale``; ``data_scale``, ``line``, ``normalize`` and ``num_keypoints`` are saved with
+the weights (``save_hyperparameters``) so that samples map back to millimetres.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from diffusers.optimization import get_scheduler as get_lr_scheduler
+from einops import rearrange
+
+from pcdiff.diffusion.ema import make_ema
+from pcdiff.diffusion.schedulers import build_sampler, build_scheduler
+from pcdiff.pipelines.spine_to_back import SpineToBackPipeline
+
+log = logging.getLogger(__name__)
+
+PredictionType = Literal["epsilon", "v_prediction", "sample"]
+Stage = Literal["train", "val", "test"]
+
+
+class PointDiffusion(L.LightningModule):
+    """Denoising diffusion on back-surface point clouds, conditioned on spinal-line keypoints.
+
+    Args:
+        denoiser: denoiser name for :func:`pcdiff.models.build_denoiser` (``"pvcnn"``, ``"pointnet2"``,
+            ``"transformer"``).
+        denoiser_kwargs: that denoiser's settings.
+        scheduler: training noise scheduler (alias or Diffusers class name, normally ``"ddpm"``).
+        scheduler_kwargs: its settings (``num_train_timesteps``, ``beta_schedule``...), without
+            ``prediction_type`` (set below).
+        prediction_type: what the denoiser predicts: the noise, v or the clean sample.
+        sampler: scheduler used for validation samples and exported pipelines (``"dpm++"``, ``"ddim"``...).
+        sampler_kwargs: its settings (``solver_order``, ``use_karras_sigmas``...).
+        num_inference_steps: sampler steps.
+        guidance_scale: classifier-free guidance weight at sampling (1 = conditional only).
+        p_uncond: probability of dropping a training sample's condition (``condition_mask`` False);
+            0 disables classifier-free guidance training.
+        data_scale: model space = normalised coordinates times this (brings the backs to about unit spread).
+        num_points: default number of generated points (as in the data module).
+        num_keypoints: K spine keypoints (must match the data module's ``num_keypoints``).
+        line: ``"esl"`` or ``"isl"``, the conditioning line (must match the data module).
+        normalize: the data module's normalisation (``"line"`` or ``"none"`` can be exported to a pipeline).
+        lr: AdamW peak learning rate.
+        weight_decay: AdamW weight decay.
+        betas: AdamW betas.
+        lr_schedule: Diffusers LR schedule name (linear warm-up then ``"cosine"`` decay to 0, ``"linear"``,
+            ``"constant_with_warmup"``, ``"constant"``).
+        warmup_steps: linear warm-up steps.
+        ema_decay: EMA decay of the weights used for validation and sampling; ``None`` disables EMA.
+        val_num_samples: scans sampled from the first validation batch for the Chamfer figure (0 disables).
+        log_images: log a picture of the sampled scans (needs a TensorBoard logger).
+    """
+
+    def __init__(
+        self,
+        denoiser: str = "pvcnn",
+        denoiser_kwargs: dict[str, Any] | None = None,
+        scheduler: str = "ddpm",
+        scheduler_kwargs: dict[str, Any] | None = None,
+        prediction_type: PredictionType = "epsilon",
+        sampler: str = "dpm++",
+        sampler_kwargs: dict[str, Any] | None = None,
+        num_inference_steps: int = 20,
+        guidance_scale: float = 1.0,
+        p_uncond: float = 0.1,
+        data_scale: float = 2.0,
+        num_points: int = 2048,
+        num_keypoints: int = 32,
+        line: Literal["esl", "isl"] = "esl",
+        normalize: Literal["line", "landmarks", "none"] = "line",
+        lr: float = 2e-4,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        lr_schedule: Literal["cosine", "linear", "constant_with_warmup", "constant"] = "cosine",
+        warmup_steps: int = 200,
+        ema_decay: float | None = 0.999,
+        val_num_samples: int = 4,
+        log_images: bool = True,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        from pcdiff.models import build_denoiser  # models import heavy optional kernels lazily
+
+        if not 0.0 <= p_uncond < 1.0:
+            raise ValueError(f"model.p_uncond must be in [0, 1), got {p_uncond}")
+        if data_scale <= 0:
+            raise ValueError(f"model.data_scale must be > 0, got {data_scale}")
+        scheduler_kwargs = dict(scheduler_kwargs or {})
+        if scheduler_kwargs.get("prediction_type", prediction_type) != prediction_type:
+            raise ValueError(
+                f"model.scheduler_kwargs.prediction_type={scheduler_kwargs['prediction_type']!r} contradicts "
+                f"model.prediction_type={prediction_type!r}; set only model.prediction_type"
+            )
+        scheduler_kwargs["prediction_type"] = prediction_type
+        self.noise_scheduler = build_scheduler(scheduler, **scheduler_kwargs)
+        if not hasattr(self.noise_scheduler, "add_noise") or not hasattr(self.noise_scheduler, "alphas_cumprod"):
+            raise ValueError(f"model.scheduler={scheduler!r}: training needs a discrete-time (DDPM-like) scheduler")
+        # fail now, not at the first validation, on a bad sampler name or setting
+        build_sampler(sampler, self.noise_scheduler, **(sampler_kwargs or {}))
+
+        self.denoiser = build_denoiser(denoiser, **(denoiser_kwargs or {}))
+        self.ema = make_ema(self.denoiser, ema_decay) if ema_decay else None
+        self._ema_step = -1
+
+    # ------------------------------------------------------------------------------------ helpers
+    @property
+    def sampling_denoiser(self) -> torch.nn.Module:
+        """The EMA denoiser when EMA is on, else the trained one (used for validation and sampling)."""
+        return self.ema.module if self.ema is not None else self.denoiser
+
+    def to_pipeline(
+        self,
+        sampler: str | None = None,
+        sampler_kwargs: dict[str, Any] | None = None,
+        use_ema: bool = True,
+    ) -> SpineToBackPipeline:
+        """A :class:`SpineToBackPipeline` sharing this module's (EMA) denoiser, with a sampling scheduler.
+
+        Args:
+            sampler: sampler name (default: ``hparams.sampler``).
+            sampler_kwargs: its settings (default: ``hparams.sampler_kwargs`` when ``sampler`` is not given).
+            use_ema: use the EMA weights (when EMA is on).
+        """
+        hp = self.hparams
+        if sampler is None:  # the configured sampler, with its configured settings unless others are given
+            sampler = hp.sampler
+            sampler_kwargs = hp.sampler_kwargs if sampler_kwargs is None else sampler_kwargs
+        denoiser = self.sampling_denoiser if use_ema else self.denoiser
+        return SpineToBackPipeline(
+            denoiser=denoiser,
+            scheduler=build_sampler(sampler, self.noise_scheduler, **(sampler_kwargs or {})),
+            num_keypoints=hp.num_keypoints,
+            num_points=hp.num_points,
+            data_scale=hp.data_scale,
+            line=hp.line,
+            normalize=hp.normalize,
+        )
+
+    def setup(self, stage: str) -> None:
+        """Check that the data module produces what this model was built for."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        dm_hparams = getattr(datamodule, "hparams", {}) or {}
+        for key in ("num_keypoints", "line", "normalize"):
+            if key in dm_hparams and dm_hparams[key] != self.hparams[key]:
+                raise ValueError(
+                    f"data.{key}={dm_hparams[key]!r} but model.{key}={self.hparams[key]!r}: the model must be "
+                    f"trained and sampled with the data module's setting (LightningCLI links them)"
+                )
+
+    # ------------------------------------------------------------------------------------ training
+    def _target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Regression target (B, 3, N) for the prediction type."""
+        kind = self.hparams.prediction_type
+        if kind == "epsilon":
+            return noise
+        if kind == "v_prediction":
+            return self.noise_scheduler.get_velocity(x0, noise, t)
+        return x0
+
+    def _shared_step(self, batch: dict[str, Any], batch_idx: int, stage: Stage) -> torch.Tensor:
+        """Diffusion loss (MSE in model space) of one batch, logged as ``{stage}/loss``.
+
+        Training draws timesteps and noise freely; validation and test draw them from a generator
+        seeded by the batch index, so their loss compares across epochs.
+        """
+        x0 = rearrange(batch["points"] * self.hparams.data_scale, "b n c -> b c n")  # (B, 3, N)
+        spine = batch["spine"] * self.hparams.data_scale  # (B, K, 3)
+        batch_size = x0.shape[0]
+        num_t = self.noise_scheduler.config.num_train_timesteps
+        gen = None if stage == "train" else torch.Generator().manual_seed(batch_idx)
+        t = torch.randint(0, num_t, (batch_size,), generator=gen).to(self.device)
+        noise = torch.randn(x0.shape, generator=gen).to(x0)
+        x_t = self.noise_scheduler.add_noise(x0, noise, t)
+
+        keep = None
+        if stage == "train" and self.hparams.p_uncond > 0:
+            keep = torch.rand(batch_size, device=self.device) >= self.hparams.p_uncond
+        denoiser = self.denoiser if stage == "train" else self.sampling_denoiser
+        pred = denoiser(
+            rearrange(x_t, "b c n -> b n c"), t, encoder_hidden_states=spine, condition_mask=keep
+        ).sample
+        loss = F.mse_loss(rearrange(pred, "b n c -> b c n").float(), self._target(x0, noise, t).float())
+        self.log(
+            f"{stage}/loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=True,
+            sync_dist=stage != "train", batch_size=batch_size,
+        )
+        return loss
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, batch_idx, "train")
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # one EMA update per optimiser step (global_step counts those, also under gradient accumulation)
+        if self.ema is not None and self.global_step != self._ema_step:
+            self._ema_step = self.global_step
+            self.ema.update_parameters(self.denoiser)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self._shared_step(batch, batch_idx, "val")
+        if batch_idx == 0 and self.hparams.val_num_samples > 0:
+            self._sample_and_score(batch, "val")
+        return loss
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self._shared_step(batch, batch_idx, "test")
+        if batch_idx == 0 and self.hparams.val_num_samples > 0:
+            self._sample_and_score(batch, "test")
+        return loss
+
+    # ------------------------------------------------------------------------------------ fidelity
+    def _sample_and_score(self, batch: dict[str, Any], stage: Stage) -> None:
+        """Sample scans for the batch's first spines; log their Chamfer distance (mm) to the true scans.
+
+        ``{stage}/chamfer_mm``: symmetric Chamfer distance between each generated scan and the true
+        scan of the same spine, in mm, not squared: the average of the two directions' mean
+        nearest-neighbour distances (``chamfer_distance(..., squared=False, reduction="mean")``).
+        """
+        from pcdiff.metrics.chamfer import chamfer_distance
+
+        n = min(self.hparams.val_num_samples, batch["points"].shape[0])
+        pipe = self.to_pipeline()
+        pipe.set_progress_bar_config(disable=True)
+        gen = torch.Generator(self.device).manual_seed(0)
+        sampled = pipe.sample_normalized(
+            batch["spine"][:n].float(),
+            num_points=batch["points"].shape[1],
+            num_inference_steps=self.hparams.num_inference_steps,
+            guidance_scale=self.hparams.guidance_scale,
+            generator=gen,
+        )
+        scale = batch["scale"][:n].float().reshape(n, 1, 1)
+        center = batch["center"][:n].float().reshape(n, 1, 3)
+        fake_mm = sampled * scale + center  # (n, N, 3)
+        real_mm = batch["points"][:n].float() * scale + center
+        if not torch.isfinite(fake_mm).all():
+            raise FloatingPointError(f"{stage}: sampled scans contain NaN/inf (step {self.global_step})")
+        cd = chamfer_distance(fake_mm, real_mm, squared=False, reduction="mean")  # (n,) mm
+        self.log(f"{stage}/chamfer_mm", cd.mean(), sync_dist=True, batch_size=n)
+        if self.hparams.log_images:
+            self._log_images(fake_mm, real_mm, batch["spine"][:n].float() * scale + center, stage)
+
+    def _log_images(self, fake: torch.Tensor, real: torch.Tensor, spine: torch.Tensor, stage: Stage) -> None:
+        """Log generated (top) and true (bottom) scans, in mm, to TensorBoard."""
+        if not self.trainer.is_global_zero or self.logger is None:
+            return
+        experiment = getattr(self.logger, "experiment", None)
+        if not hasattr(experiment, "add_image"):
+            if not getattr(self, "_warned_images", False):
+                log.warning("logger %s cannot take images; sampled point clouds are not logged",
+                            type(self.logger).__name__)
+                self._warned_images = True
+            return
+        from pcdiff.viz import render_point_clouds
+
+        n = fake.shape[0]
+        clouds = [c.cpu().numpy() for c in fake] + [c.cpu().numpy() for c in real]
+        spines = [s.cpu().numpy() for s in spine] * 2
+        titles = [f"generated {i}" for i in range(n)] + [f"true {i}" for i in range(n)]
+        image = render_point_clouds(clouds, spines, titles, views=("back", "side"), clouds_per_row=n, dpi=60)
+        experiment.add_image(f"{stage}/samples", image, self.global_step, dataformats="HWC")
+
+    # ------------------------------------------------------------------------------------ optimiser
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW on the denoiser, LR warm-up then the chosen decay, stepped every optimiser step."""
+        hp = self.hparams
+        optimizer = torch.optim.AdamW(
+            self.denoiser.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas)
+        )
+        total = self.trainer.estimated_stepping_batches
+        if hp.lr_schedule in ("cosine", "linear") and not math.isfinite(total):
+            raise ValueError(
+                f"model.lr_schedule={hp.lr_schedule!r} needs a finite run: set trainer.max_steps or trainer.max_epochs"
+            )
+        schedule = get_lr_scheduler(
+            hp.lr_schedule, optimizer, num_warmup_steps=hp.warmup_steps,
+            num_training_steps=int(total) if math.isfinite(total) else None,
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

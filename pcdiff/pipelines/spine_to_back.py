@@ -1,0 +1,319 @@
+"""``SpineToBackPipeline``: spinal line in millimetres -> generated back-surface point clouds in millimetres.
+
+A Diffusers ``DiffusionPipeline`` holding the denoiser, a sampling scheduler and the normalisation
+the model was trained with, so an exported folder (``save_pretrained``) reloads offline with
+``SpineToBackPipeline.from_pretrained(folder)`` and maps its samples back to millimetres.
+
+Coordinate spaces:
+    mm          the 4D-Spine frame (x lateral, y up, z towards the scanner).
+    normalised  ``(x_mm - center) / scale`` as the data module's ``Normalize`` made it, from the
+                conditioning line alone: ``"line"`` (``center, scale = spine_frame(line)``), ``"fixed"``
+                (that center, ``scale = fixed_scale`` mm), ``"center"`` (that center, scale 1) or
+                ``"none"`` (identity). ``"landmarks"`` needs the scan's landmarks and cannot be inverted.
+    model       ``normalised * data_scale``: what the denoiser sees and the noise is added to.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline, ModelMixin, SchedulerMixin
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+from einops import rearrange
+
+from pcdiff.data.transforms import spine_frame
+from pcdiff.geometry.polyline import orient_top_down, resample_polyline
+
+SUPPORTED_NORMALIZE = ("line", "fixed", "center", "none")
+
+
+@dataclass
+class SpineToBackPipelineOutput(BaseOutput):
+    """Output of :class:`SpineToBackPipeline`.
+
+    Attributes:
+        backs: (B, N, 3) generated back surfaces in mm (numpy float32, or a tensor with ``output_type="pt"``).
+        spines: (B, K, 3) the conditioning keypoints in mm (each input line resampled top -> bottom).
+    """
+
+    backs: np.ndarray | torch.Tensor
+    spines: np.ndarray | torch.Tensor
+
+
+def guided_prediction(
+    denoiser: ModelMixin,
+    sample: torch.Tensor,
+    timestep: torch.Tensor,
+    spine: torch.Tensor,
+    guidance_scale: float = 1.0,
+) -> torch.Tensor:
+    """Denoiser prediction with classifier-free guidance (Ho & Salimans 2022, eq. 6).
+
+    ``uncond + guidance_scale * (cond - uncond)``; with ``guidance_scale == 1`` this is the conditional
+    prediction and the unconditional pass is skipped. Both passes run as one doubled batch.
+
+    Args:
+        denoiser: maps (sample (B, N, 3), timestep (B,), encoder_hidden_states (B, K, 3),
+            condition_mask (B,)) to ``.sample`` (B, N, 3).
+        sample: (B, N, 3) noisy points in model space (already ``scale_model_input``-ed).
+        timestep: (B,) timesteps.
+        spine: (B, K, 3) spine keypoints in model space.
+        guidance_scale: w in the formula; 1 = plain conditional, 0 = unconditional.
+
+    Returns:
+        (B, N, 3) prediction (epsilon, v or sample, as the model was trained).
+    """
+    if guidance_scale == 1.0:
+        return denoiser(sample, timestep, encoder_hidden_states=spine).sample
+    batch = sample.shape[0]
+    keep = torch.cat([torch.ones(batch, dtype=torch.bool), torch.zeros(batch, dtype=torch.bool)]).to(sample.device)
+    out = denoiser(
+        torch.cat([sample, sample]),
+        torch.cat([timestep, timestep]),
+        encoder_hidden_states=torch.cat([spine, spine]),
+        condition_mask=keep,
+    ).sample
+    cond, uncond = out.chunk(2)
+    return uncond + guidance_scale * (cond - uncond)
+
+
+class SpineToBackPipeline(DiffusionPipeline):
+    """Generate back scans (mm) for spinal lines (mm) with a trained point-cloud denoiser.
+
+    Args:
+        denoiser: a pcdiff denoiser (``pcdiff.models``), a Diffusers ``ModelMixin``.
+        scheduler: any Diffusers scheduler compatible with the training schedule
+            (see :func:`pcdiff.diffusion.schedulers.build_sampler`).
+        num_keypoints: K, the number of keypoints the line is resampled to (as in training).
+        num_points: default number of generated points per back.
+        data_scale: model-space coordinates are normalised coordinates times this.
+        line: which spinal line conditions the model, ``"esl"`` or ``"isl"`` (recorded for users).
+        normalize: the data module's normalisation, one of ``SUPPORTED_NORMALIZE``.
+        fixed_scale: the scale in mm of ``normalize="fixed"``.
+    """
+
+    model_cpu_offload_seq = "denoiser"
+
+    def __init__(
+        self,
+        denoiser: ModelMixin,
+        scheduler: SchedulerMixin,
+        num_keypoints: int = 32,
+        num_points: int = 2048,
+        data_scale: float = 1.0,
+        line: str = "esl",
+        normalize: str = "line",
+        fixed_scale: float | None = None,
+    ) -> None:
+        super().__init__()
+        if normalize not in SUPPORTED_NORMALIZE:
+            raise ValueError(
+                f"SpineToBackPipeline: normalize={normalize!r} cannot be inverted from a spinal line alone; "
+                f"expected one of {SUPPORTED_NORMALIZE} (train with data.normalize 'line' to export a pipeline)"
+            )
+        if (normalize == "fixed") != (fixed_scale is not None):
+            raise ValueError("SpineToBackPipeline: give fixed_scale (mm) exactly when normalize='fixed'")
+        if line not in ("esl", "isl"):
+            raise ValueError(f"SpineToBackPipeline: line must be 'esl' or 'isl', got {line!r}")
+        self.register_modules(denoiser=denoiser, scheduler=scheduler)
+        self.register_to_config(
+            num_keypoints=int(num_keypoints),
+            num_points=int(num_points),
+            data_scale=float(data_scale),
+            line=line,
+            normalize=normalize,
+            fixed_scale=None if fixed_scale is None else float(fixed_scale),
+        )
+
+    @classmethod
+    def from_pretrained(
+        cls, folder: str | os.PathLike, torch_dtype: torch.dtype | None = None, **overrides: Any
+    ) -> SpineToBackPipeline:
+        """Reload a ``save_pretrained`` folder, offline (a local folder only, never the Hub).
+
+        Hand-written rather than Diffusers' loader: that one finds a custom component's load method by
+        looking up ``ModelMixin`` by name inside the module listed in ``model_index.json`` (e.g.
+        ``pcdiff.models.pvcnn``), which pcdiff's denoiser modules do not re-export. Here each component
+        is loaded with its own class's ``from_pretrained``.
+
+        Args:
+            folder: the exported folder (``model_index.json``, ``denoiser/``, ``scheduler/``).
+            torch_dtype: load the denoiser's weights in this dtype.
+            **overrides: replace a component (``denoiser=``, ``scheduler=``) or a setting.
+        """
+        folder = Path(folder)
+        index_path = folder / "model_index.json"
+        if not index_path.is_file():
+            raise FileNotFoundError(f"{folder}: not an exported SpineToBackPipeline folder (no model_index.json)")
+        index = json.loads(index_path.read_text())
+        if index.get("_class_name") != cls.__name__:
+            raise ValueError(f"{index_path}: holds a {index.get('_class_name')!r}, expected {cls.__name__!r}")
+        kwargs: dict[str, Any] = {}
+        for key, value in index.items():
+            if key.startswith("_"):
+                continue
+            if isinstance(value, list) and len(value) == 2 and key not in overrides:  # a component: [module, class]
+                library, class_name = value
+                component_cls = getattr(importlib.import_module(library), class_name, None)
+                if not (isinstance(component_cls, type) and issubclass(component_cls, (ModelMixin, SchedulerMixin))):
+                    raise ValueError(f"{index_path}: component {key} = {library}.{class_name} is not loadable")
+                if issubclass(component_cls, ModelMixin):
+                    extra = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}
+                    kwargs[key] = component_cls.from_pretrained(folder / key, low_cpu_mem_usage=False, **extra)
+                else:
+                    kwargs[key] = component_cls.from_pretrained(folder / key)
+            else:
+                kwargs[key] = value
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    # ----------------------------------------------------------------------------------- conditioning
+    def prepare_spines(
+        self, spine: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Resample spinal lines (mm) to keypoints and normalise them.
+
+        Args:
+            spine: one line (L, 3), a batch (B, L, 3) or a list of lines of different lengths, in mm,
+                in either direction (each is ordered top -> bottom).
+
+        Returns:
+            keypoints (B, K, 3) normalised, center (B, 3) mm, scale (B,) mm (all float32, on CPU).
+        """
+        if isinstance(spine, (np.ndarray, torch.Tensor)):
+            arr = spine.detach().cpu().numpy() if isinstance(spine, torch.Tensor) else np.asarray(spine)
+            if arr.ndim == 2:
+                arr = arr[None]
+            if arr.ndim != 3 or arr.shape[-1] != 3:
+                raise ValueError(f"spine: expected (L, 3), (B, L, 3) or a list of (L, 3) in mm, got shape {arr.shape}")
+            lines = list(arr)
+        else:
+            lines = [s.detach().cpu().numpy() if isinstance(s, torch.Tensor) else np.asarray(s) for s in spine]
+        if not lines:
+            raise ValueError("spine: got an empty list of spinal lines")
+        keypoints, centers, scales = [], [], []
+        for i, line in enumerate(lines):
+            if line.ndim != 2 or line.shape[-1] != 3 or len(line) < 2:
+                raise ValueError(f"spine[{i}]: expected a line of shape (L >= 2, 3) in mm, got {line.shape}")
+            kp = resample_polyline(orient_top_down(line), self.config.num_keypoints)
+            # the frame of the line equals that of its keypoints: resampling keeps both ends
+            center, scale = spine_frame(kp)
+            if self.config.normalize == "fixed":
+                scale = self.config.fixed_scale
+            elif self.config.normalize == "center":
+                scale = 1.0
+            elif self.config.normalize == "none":
+                center, scale = np.zeros(3, dtype=np.float32), 1.0
+            keypoints.append((kp - center) / scale)
+            centers.append(center)
+            scales.append(scale)
+        return (
+            torch.as_tensor(np.stack(keypoints), dtype=torch.float32),
+            torch.as_tensor(np.stack(centers), dtype=torch.float32),
+            torch.as_tensor(np.asarray(scales), dtype=torch.float32),
+        )
+
+    # ----------------------------------------------------------------------------------- sampling
+    @torch.no_grad()
+    def sample_normalized(
+        self,
+        spine: torch.Tensor,
+        num_points: int | None = None,
+        num_inference_steps: int = 20,
+        guidance_scale: float = 1.0,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+    ) -> torch.Tensor:
+        """Run the reverse diffusion for normalised spine keypoints.
+
+        Args:
+            spine: (B, K, 3) keypoints in normalised coordinates.
+            num_points: N points per generated back (default: ``config.num_points``).
+            num_inference_steps: number of scheduler steps.
+            guidance_scale: classifier-free guidance weight (1 = conditional only).
+            generator: one generator, or one per batch element (reproducible per element).
+            callback: called as ``callback(i, t, x)`` after each step with x (B, N, 3) in model space.
+
+        Returns:
+            (B, N, 3) generated points in normalised coordinates (float32).
+        """
+        if spine.ndim != 3 or spine.shape[-1] != 3:
+            raise ValueError(f"spine: expected normalised keypoints of shape (B, K, 3), got {tuple(spine.shape)}")
+        num_points = num_points or self.config.num_points
+        device, dtype = self._execution_device, self.denoiser.dtype
+        batch = spine.shape[0]
+        cond = (spine * self.config.data_scale).to(device=device, dtype=dtype)
+
+        scheduler = self.scheduler
+        scheduler.set_timesteps(num_inference_steps, device=device)
+        # Diffusers schedulers treat dim 1 as channels: keep x as (B, 3, N) for them.
+        x = randn_tensor((batch, 3, num_points), generator=generator, device=device, dtype=torch.float32)
+        x = x * scheduler.init_noise_sigma
+        step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
+        for i, t in enumerate(self.progress_bar(scheduler.timesteps)):
+            model_in = scheduler.scale_model_input(x, t)
+            timestep = t.to(device).reshape(1).expand(batch)
+            pred = guided_prediction(
+                self.denoiser,
+                rearrange(model_in, "b c n -> b n c").to(dtype),
+                timestep,
+                cond,
+                guidance_scale,
+            )
+            x = scheduler.step(rearrange(pred.float(), "b n c -> b c n"), t, x, **step_kwargs).prev_sample
+            if callback is not None:
+                callback(i, t, rearrange(x, "b c n -> b n c"))
+        return rearrange(x, "b c n -> b n c") / self.config.data_scale
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        spine: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor],
+        num_inference_steps: int = 20,
+        guidance_scale: float = 1.0,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        num_points: int | None = None,
+        output_type: str = "np",
+        return_dict: bool = True,
+        callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+    ) -> SpineToBackPipelineOutput | tuple:
+        """Generate one back per spinal line.
+
+        Args:
+            spine: (L, 3), (B, L, 3) or a list of (L_i, 3) spinal lines in mm (any direction).
+            num_inference_steps: scheduler steps.
+            guidance_scale: classifier-free guidance weight (1 = conditional only).
+            generator: a ``torch.Generator`` or a list of B of them, for reproducible samples.
+            num_points: points per back (default: the training ``num_points``).
+            output_type: ``"np"`` (float32 arrays) or ``"pt"`` (tensors).
+            return_dict: return :class:`SpineToBackPipelineOutput` rather than a tuple.
+            callback: see :meth:`sample_normalized`.
+
+        Returns:
+            backs (B, N, 3) in mm and the conditioning keypoints (B, K, 3) in mm.
+        """
+        if output_type not in ("np", "pt"):
+            raise ValueError(f"output_type must be 'np' or 'pt', got {output_type!r}")
+        keypoints, center, scale = self.prepare_spines(spine)
+        if isinstance(generator, list) and len(generator) != len(keypoints):
+            raise ValueError(f"got {len(generator)} generators for {len(keypoints)} spinal lines")
+        points = self.sample_normalized(
+            keypoints, num_points, num_inference_steps, guidance_scale, generator, callback
+        ).cpu()
+        backs = points * scale[:, None, None] + center[:, None, :]
+        spines = keypoints * scale[:, None, None] + center[:, None, :]
+        if output_type == "np":
+            backs, spines = backs.numpy(), spines.numpy()
+        if not return_dict:
+            return backs, spines
+        return SpineToBackPipelineOutput(backs=backs, spines=spines)
