@@ -1,0 +1,97 @@
+"""Fidelity benchmarks (benchmarks/fidelity.py, benchmarks/real_conditioning.py): helpers and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+PCDARE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "pcdare"
+sys.path.insert(0, str(BENCHMARKS))
+
+import common  # noqa: E402
+import fidelity  # noqa: E402
+import real_conditioning  # noqa: E402
+
+
+def test_nearest_spines_finds_the_matching_line():
+    gen = torch.Generator().manual_seed(0)
+    bank = torch.randn(10, 8, 3, generator=gen)
+    query = bank[[3, 7, 0]] + 1e-3 * torch.randn(3, 8, 3, generator=gen)
+    idx, dist = common.nearest_spines(query, bank)
+    assert idx.tolist() == [3, 7, 0]
+    assert (dist < 1e-2).all()
+    with pytest.raises(ValueError, match=r"\(Q, K, 3\)"):
+        common.nearest_spines(query[:, :4], bank)
+
+
+def test_paired_distances_are_in_mm_and_zero_for_identical_clouds():
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 32, 3, generator=gen)
+    same = common.paired_distances(x, x, torch.tensor([400.0, 500.0]))
+    assert all(abs(v).max() < 1e-6 for v in same.values())
+    shifted = common.paired_distances(x, x + torch.tensor([0.01, 0.0, 0.0]), torch.tensor([400.0, 500.0]))
+    # a rigid shift of 0.01 normalised units moves every point by 4 mm / 5 mm: EMD = the shift exactly,
+    # Chamfer (nearest neighbours, not squared) at most the shift
+    assert shifted["emd_mm"] == pytest.approx([4.0, 5.0], rel=1e-4)
+    assert (shifted["chamfer_mm"] <= shifted["emd_mm"] + 1e-6).all()
+
+
+def test_subject_folds_partition_the_subjects():
+    names = [f"s{i}" for i in range(20)]
+    folds = real_conditioning.subject_folds(names, 5, seed=0)
+    assert [len(f) for f in folds] == [4] * 5
+    assert sorted(n for f in folds for n in f) == sorted(names)
+    with pytest.raises(ValueError, match="--folds"):
+        real_conditioning.subject_folds(names, 21, seed=0)
+
+
+def test_sampler_grid_full_and_reduced():
+    s = fidelity.MODES["quick"]
+    full = fidelity.sampler_grid("pvcnn", s)
+    assert ("ddpm", s.ddpm_steps, 1.0) in full and ("dpm++", 50, s.guidance) in full
+    assert len(full) == (1 + 2 * len(s.steps)) * 2
+    assert fidelity.sampler_grid("transformer", s) == [("dpm++", 20, 1.0), ("dpm++", 20, s.guidance)]
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+@pytest.mark.slow
+def test_fidelity_tiny_end_to_end(tmp_path):
+    payload = fidelity.main(["--mode", "tiny", "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(tmp_path)])
+    s = fidelity.MODES["tiny"]
+    kinds = [r["kind"] for r in payload["rows"]]
+    expected_generators = sum(len(fidelity.sampler_grid(d, s)) for d in s.denoisers)
+    assert kinds[:2] == ["floor", "retrieval"] and kinds.count("generator") == expected_generators
+    for r in payload["rows"]:
+        assert _finite(r["chamfer_mm_mean"]) and r["chamfer_mm_mean"] > 0
+        assert 0.0 <= r["1-NNA-CD"] <= 100.0
+        assert _finite(r["lateral_mm"])
+    assert all(r["sample_s_per_scan"] > 0 for r in payload["rows"] if r["kind"] == "generator")
+    on_disk = json.loads((tmp_path / "fidelity.json").read_text())
+    assert on_disk["rows"] == json.loads(json.dumps(payload["rows"]))
+    md = (tmp_path / "fidelity.md").read_text()
+    assert "Command:" in md and "floor" in md and "retrieval" in md and (tmp_path / "fidelity.png").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (PCDARE / "Upright").is_dir(), reason=f"PCdare data not found at {PCDARE}")
+def test_real_conditioning_tiny_end_to_end(tmp_path):
+    payload = real_conditioning.main(
+        ["--mode", "tiny", "--src", str(PCDARE), "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(tmp_path)]
+    )
+    assert payload["summary"]["subjects"] == len(payload["subjects"]) == 20
+    held_out = [n for f in payload["folds"] for n in f["held_out"]]
+    assert sorted(held_out) == sorted({r["subject"] for r in payload["subjects"]})
+    for r in payload["subjects"]:
+        assert r["retrieved"] != r["subject"]
+        assert _finite(r["gen_chamfer_mm"]) and _finite(r["ret_chamfer_mm"]) and _finite(r["gen_lateral_mm"])
+    assert (tmp_path / "real_conditioning.md").read_text().count("retrieval") >= 1
+    assert (tmp_path / "real_conditioning.png").is_file()
