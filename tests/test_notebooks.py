@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-EXPECTED = {"dataset_eda.ipynb"}
+EXPECTED = {"visualize_point_clouds.ipynb", "dataset_eda.ipynb", "training_results.ipynb"}
 
 _spec = importlib.util.spec_from_file_location("strip_notebook_outputs", ROOT / "tools" / "strip_notebook_outputs.py")
 strip_tool = importlib.util.module_from_spec(_spec)
