@@ -1,0 +1,69 @@
+"""The spine_estimator metric: checkpoint loading, the input frame, and errors against the conditioning line."""
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from pcdiff.estimator.module import SpineEstimator
+from pcdiff.metrics.spine_estimator import estimate_lines, load_estimator, spine_estimator_metric
+
+TINY = dict(width=16, num_centers=(32, 8), radii=(0.1, 0.25), num_neighbors=(8, 8), widths=(16, 32), global_dim=32,
+            head_dim=32)
+
+
+def vertical_lines(b: int, rng: np.random.Generator) -> np.ndarray:
+    """(B, 50, 3) straight vertical lines in mm at random places and lengths (top -> bottom)."""
+    length = rng.uniform(350, 500, size=(b, 1))
+    t = np.linspace(0.5, -0.5, 50)[None]
+    base = rng.uniform(-100, 100, size=(b, 1, 3))
+    lines = np.stack([np.zeros_like(t * length), t * length, np.zeros_like(t * length)], axis=-1)
+    return (lines + base).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A Lightning checkpoint of an untrained tiny estimator (its zero-initialised head predicts the template)."""
+    path = tmp_path_factory.mktemp("est") / "est.ckpt"
+    model = SpineEstimator(num_keypoints=16, **TINY)
+    trainer = L.Trainer(max_steps=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu")
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(path)
+    return path
+
+
+def test_untrained_estimator_returns_the_esl_frame_template_in_mm(checkpoint):
+    est = load_estimator(checkpoint)
+    assert est.num_points == 2048 and not est.training
+    rng = np.random.default_rng(0)
+    spines = vertical_lines(3, rng)
+    backs = rng.normal(size=(3, 300, 3)).astype(np.float32) * 100
+    pred = estimate_lines(est, backs, spines)
+    assert pred.shape == (3, 16, 3)
+    # the template (0, +-0.5, 0) in the ESL frame is the straight line between the ESL's ends
+    np.testing.assert_allclose(pred[:, 0], spines[:, 0], atol=1e-3)
+    np.testing.assert_allclose(pred[:, -1], spines[:, -1], atol=1e-3)
+    res = spine_estimator_metric(est, backs, spines)
+    assert res["mean_mm"] < 1e-3 and res["n"] == 3 and res["line"] == "esl"
+    shifted = spine_estimator_metric(est, backs, spines + np.array([7.0, 0, 0], np.float32), esl=spines)
+    assert shifted["mean_mm"] == pytest.approx(7.0, abs=1e-2)
+    assert shifted["lateral_rms_mm"] == pytest.approx(7.0, abs=1e-2)
+
+
+def test_lists_of_different_sizes_are_accepted(checkpoint):
+    est = load_estimator(checkpoint)
+    rng = np.random.default_rng(1)
+    spines = list(vertical_lines(2, rng))
+    backs = [rng.normal(size=(n, 3)).astype(np.float32) * 100 for n in (200, 5000)]
+    assert estimate_lines(est, backs, spines, num_points=256).shape == (2, 16, 3)
+
+
+def test_frames_generated_backs_cannot_provide_are_refused(tmp_path):
+    est = SpineEstimator(num_keypoints=8, line="isl", input_frame="landmarks", **TINY).eval()
+    with pytest.raises(ValueError, match="landmarks"):
+        estimate_lines(est, np.zeros((1, 100, 3), np.float32), None)
+    with pytest.raises(ValueError, match="frame_lines"):
+        estimate_lines(SpineEstimator(num_keypoints=8, **TINY).eval(), np.zeros((1, 100, 3), np.float32), None)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_estimator(tmp_path / "missing.ckpt")
