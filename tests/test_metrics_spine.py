@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+
+from conftest import make_backscan
+from pcdiff.metrics.spine import (
+    esl_surface_distance,
+    lateral_deviation_to_surface,
+    spine_conditioning_metrics,
+    symmetry_midline,
+)
+
+
+def _symmetric_back(axis_x: float = 12.0, n: int = 6000, seed: int = 0) -> np.ndarray:
+    """A back patch mirror-symmetric about x = axis_x, with a furrow there (mm)."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-150, 150, n) + axis_x
+    y = rng.uniform(0, 400, n)
+    u = x - axis_x
+    z = -(u**2) / 300 - 5 * np.exp(-((u / 15) ** 2))
+    return np.stack([x, y, z], 1)
+
+
+def test_symmetry_axis_is_recovered_even_with_a_yaw_tilt():
+    pts = _symmetric_back(axis_x=12.0)
+    heights = np.linspace(50, 350, 8)
+    np.testing.assert_allclose(symmetry_midline(pts, heights), 12.0, atol=1.5)
+    tilted = pts.copy()
+    tilted[:, 2] += 0.1 * tilted[:, 0]  # scanner yaw: an odd linear term across the back
+    np.testing.assert_allclose(symmetry_midline(tilted, heights), 12.0, atol=1.5)
+
+
+def test_lateral_deviation_measures_a_lateral_offset_of_the_requested_line():
+    pts = _symmetric_back(axis_x=0.0)
+    y = np.linspace(400, 0, 30)
+    on_axis = np.stack([np.zeros_like(y), y, np.full_like(y, -5.0)], 1)
+    for est in ("symmetry", "furrow"):
+        assert lateral_deviation_to_surface(pts, on_axis, estimator=est)["lateral_dev_mean"] < 1.5
+        off = on_axis + [25.0, 0, 0]
+        res = lateral_deviation_to_surface(pts, off, estimator=est)
+        assert res["lateral_dev_mean"] == pytest.approx(25.0, abs=1.5)
+        assert res["valid_slices"] == 32
+
+
+def test_esl_surface_distance_grows_with_depth_offset():
+    scan = make_backscan(0, 4000)
+    own = esl_surface_distance(scan.points, scan.esl)
+    assert own["esl_surface_mean"] < 5.0  # about half the point spacing
+    sunk = esl_surface_distance(scan.points, scan.esl + [0, 0, -30.0])
+    assert sunk["esl_surface_mean"] == pytest.approx(30.0, abs=3.0)
+    assert sunk["esl_surface_max"] >= sunk["esl_surface_mean"]
+
+
+def test_custom_estimator_plugs_in_and_errors_are_clear():
+    scan = make_backscan(1, 3000)
+    res = spine_conditioning_metrics(scan.points, scan.esl, estimator=lambda pts, h: np.full(len(h), 100.0))
+    assert res["lateral_dev_mean"] > 80
+    with pytest.raises(ValueError, match="unknown midline estimator"):
+        lateral_deviation_to_surface(scan.points, scan.esl, estimator="pca")
+    with pytest.raises(ValueError, match="do not overlap in height"):
+        lateral_deviation_to_surface(scan.points, scan.esl + [0, 5000.0, 0])
+    with pytest.raises(ValueError, match="spinal line of shape"):
+        esl_surface_distance(scan.points, scan.esl[:1])
+
+
+def test_phantom_scans_honour_their_own_esl():
+    phantom = pytest.importorskip("pcdiff.data.phantom")
+    for seed in range(3):
+        scan = phantom.generate_phantom(seed, 2048)
+        own = spine_conditioning_metrics(scan.points, scan.esl)
+        shifted = spine_conditioning_metrics(scan.points, scan.esl + [20.0, 0, 0])
+        assert own["lateral_dev_median"] < 5.0 and own["esl_surface_mean"] < 6.0
+        assert shifted["lateral_dev_median"] == pytest.approx(20.0, abs=4.0)
+
+
+@pytest.mark.real_data
+def test_real_scans_floor(pcdare_dir):
+    """The floor on real backs (their own ESL): reported, and bounded loosely."""
+    from pcdiff.data.pcdare import read_pcdare
+
+    scans = read_pcdare(pcdare_dir)[:5]
+    rng = np.random.default_rng(0)
+    lat = []
+    for scan in scans:
+        pts = scan.points[rng.choice(len(scan.points), 4096, replace=False)]
+        res = spine_conditioning_metrics(pts, scan.esl)
+        assert res["esl_surface_mean"] < 6.0
+        lat.append(res["lateral_dev_median"])
+    assert np.median(lat) < 10.0, lat  # 4-6 mm typical (see the report); not zero: surface rotation
