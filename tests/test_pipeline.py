@@ -1,10 +1,15 @@
 """SpineToBackPipeline: mm in / mm out, guidance arithmetic, export -> reload gives identical samples."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.configuration_utils import register_to_config
 
 from pcdiff.data.phantom import SpineParams, spine_lines
+from pcdiff.diffusion.schedulers import build_sampler, build_scheduler
 from pcdiff.diffusion.testing import TINY_KEYPOINTS, TINY_POINTS, tiny_module
 from pcdiff.pipelines import SpineToBackPipeline, guided_prediction
 
@@ -92,3 +97,45 @@ def test_reload_refuses_a_foreign_folder(tmp_path):
 def test_normalisation_that_needs_landmarks_cannot_be_exported():
     with pytest.raises(ValueError, match="landmarks"):
         tiny_module("pvcnn", normalize="landmarks").to_pipeline()
+
+
+class OracleDenoiser(ModelMixin, ConfigMixin):
+    """The exact denoiser of a one-cloud data set: from x_t and the known clean cloud x0 (model space) it
+    returns the true epsilon, v or x0. Every correct sampling loop must then land on x0."""
+
+    @register_to_config
+    def __init__(self, prediction_type: str = "epsilon") -> None:
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(()))  # gives the pipeline a device and dtype
+        self.x0 = self.alphas_cumprod = None
+
+    def forward(self, sample, timestep, encoder_hidden_states, condition_mask=None):
+        sigmas = ((1 - self.alphas_cumprod) / self.alphas_cumprod).double().sqrt()
+        t = timestep.double().clamp(0, len(sigmas) - 1)  # Karras-type samplers pass float timesteps
+        lo, w = t.floor().long(), t - t.floor()
+        sigma = (1 - w) * sigmas[lo] + w * sigmas[(lo + 1).clamp(max=len(sigmas) - 1)]
+        a = (1 / (sigma**2 + 1))[:, None, None]
+        x0 = self.x0.double().expand_as(sample)
+        eps = (sample.double() - a.sqrt() * x0) / (1 - a).sqrt()
+        out = {"epsilon": eps, "sample": x0, "v_prediction": a.sqrt() * eps - (1 - a).sqrt() * x0}
+        return SimpleNamespace(sample=out[self.config.prediction_type].float())
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm++", "sde-dpm++", "unipc", "euler", "euler_a", "lms"])
+def test_sampling_loop_lands_on_the_data_with_an_exact_denoiser(sampler, prediction_type):
+    """Catches a loop that starts from unit noise instead of init_noise_sigma, skips scale_model_input,
+    mixes up (B, 3, N) and (B, N, 3), or maps back to mm wrongly."""
+    if sampler == "euler_a" and prediction_type == "sample":
+        pytest.skip("Diffusers' EulerAncestralDiscreteScheduler does not implement sample prediction")
+    train = build_scheduler("ddpm", prediction_type=prediction_type)
+    oracle = OracleDenoiser(prediction_type)
+    clean = torch.randn(1, 64, 3, generator=torch.Generator().manual_seed(0)) * 0.3  # normalised
+    oracle.x0, oracle.alphas_cumprod = clean * 2.0, train.alphas_cumprod  # model space (data_scale 2)
+    pipe = SpineToBackPipeline(oracle, build_sampler(sampler, train), num_keypoints=8, num_points=64, data_scale=2.0)
+    pipe.set_progress_bar_config(disable=True)
+    line = np.stack([np.full(20, 30.0), np.linspace(1400, 1000, 20), np.full(20, -5.0)], 1)  # 400 mm, centre (30, 1200, -5)
+    # 5 steps: with "trailing" spacing DDIM's last step ends at t=0 (sigma 0.01) unless steps divide 1000
+    backs = pipe(line, num_inference_steps=5, generator=torch.Generator().manual_seed(1), output_type="pt").backs
+    expected = clean * 400.0 + torch.tensor([30.0, 1200.0, -5.0])
+    assert (backs - expected).abs().max() < 0.05  # mm

@@ -1,0 +1,280 @@
+"""Generate synthetic back scans for spinal lines and write them in the 4D-Spine format.
+
+    python -m pcdiff.generate --checkpoint outputs/quickstart/last.ckpt --cobb 0 40 --curve-type thoracic --out gen
+    python -m pcdiff.generate --pipeline exported/ --spine my_esl.csv --num-per-spine 4 --out gen
+    python -m pcdiff.generate --checkpoint last.ckpt --n 100 --out gen --devices 2   # spines from the phantom prior
+
+Spinal lines (mm, 4D-Spine frame) come from one of:
+  * files (``--spine``): CSV with three columns x, y, z (a header row is allowed) or JSON holding a
+    list of [x, y, z] or an object with an ``esl``/``isl``/``spine``/``points`` list;
+  * phantom parameters (``--cobb``, ``--curve-type``, ``--apex``, ``--convexity``, ``--kyphosis``,
+    ``--lordosis``, ``--length-mm``): one spine per combination of the values given, the other
+    parameters at :class:`pcdiff.data.phantom.SpineParams` defaults;
+  * the phantom's spine distribution (``--n``, drawn with ``--seed``), the default.
+
+Each scan is written with :func:`pcdiff.data.io.write_subject` as ``OUT/<name>/<name>_processed.ply`` +
+``.json``; the JSON holds the conditioning line (as ``esl`` or ``isl``, the line the model was trained
+on), the generation settings and, for phantom spines, their parameters (and the C7/DM landmarks,
+which are the ends of a phantom ESL). Scan ``i`` draws its noise from its own seed derived from
+``(--seed, i)``, so the output does not depend on batch size or device count. Batches run through
+Lightning's predict loop (``--devices``, ``--accelerator``), with its progress bar.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+from torch.utils.data import DataLoader, Dataset
+
+from pcdiff.data.io import write_subject
+from pcdiff.data.phantom import SpineParams, sample_spine_params, spine_lines
+from pcdiff.data.sample import BackScan
+from pcdiff.geometry.polyline import orient_top_down, resample_polyline
+from pcdiff.pipelines import SpineToBackPipeline
+
+log = logging.getLogger(__name__)
+
+#: CLI option -> SpineParams field, for spines given by parameters
+PARAM_OPTIONS = {
+    "cobb": "cobb_deg",
+    "curve_type": "curve_type",
+    "apex": "apex",
+    "convexity": "convexity",
+    "kyphosis": "kyphosis_deg",
+    "lordosis": "lordosis_deg",
+    "length_mm": "length_mm",
+}
+
+
+@dataclass
+class SpineRequest:
+    """One spinal line to generate for: the line (L, 3) mm, where it came from, and its output name."""
+
+    name: str
+    line: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+    landmarks: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------- spine sources
+def read_spine_file(path: Path) -> np.ndarray:
+    """Read a spinal line (L, 3) in mm from a CSV (x, y, z columns, optional header) or JSON file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--spine {path}: no such file")
+    if path.suffix.lower() == ".json":
+        data = json.loads(path.read_text())
+        if isinstance(data, dict):
+            key = next((k for k in ("esl", "isl", "spine", "points") if k in data), None)
+            if key is None:
+                raise ValueError(f"{path}: expected a list of [x, y, z] or an object with 'esl', 'isl', 'spine' or 'points'")
+            data = data[key]
+        line = np.asarray(data, dtype=np.float64)
+    elif path.suffix.lower() in (".csv", ".txt"):
+        text = path.read_text().strip().splitlines()
+        try:
+            float(text[0].replace(";", ",").split(",")[0])
+            rows = text
+        except ValueError:  # a header row
+            rows = text[1:]
+        line = np.asarray([[float(v) for v in r.replace(";", ",").split(",")] for r in rows if r.strip()])
+    else:
+        raise ValueError(f"--spine {path}: expected a .csv, .txt or .json file")
+    if line.ndim != 2 or line.shape[1] != 3 or len(line) < 2:
+        raise ValueError(f"{path}: expected a spinal line of shape (L >= 2, 3) in mm, got {line.shape}")
+    if not np.isfinite(line).all():
+        raise ValueError(f"{path}: the spinal line has non-finite coordinates")
+    return line.astype(np.float32)
+
+
+def _phantom_request(name: str, params: SpineParams, which: str, source: str) -> SpineRequest:
+    esl, isl = spine_lines(params)
+    line = esl if which == "esl" else isl
+    # the phantom's ESL runs exactly from C7 to DM
+    landmarks = {"C7": esl[0], "DM": esl[-1]}
+    return SpineRequest(name, line, {"spine_source": source, "phantom": params.to_dict(), "cobb": params.cobb_deg}, landmarks)
+
+
+def spine_requests(args: argparse.Namespace, which: str) -> list[SpineRequest]:
+    """The spinal lines asked for on the command line (files, parameters, or phantom draws)."""
+    given = {opt: getattr(args, opt) for opt in PARAM_OPTIONS if getattr(args, opt) is not None}
+    sources = [bool(args.spine), bool(given), args.n is not None]
+    if sum(sources) > 1:
+        raise ValueError("give spinal lines one way: --spine files, phantom parameters (--cobb ...), or --n draws")
+    requests: list[SpineRequest] = []
+    if args.spine:
+        for path in args.spine:
+            line = orient_top_down(read_spine_file(Path(path)))
+            requests.append(SpineRequest(Path(path).stem, line, {"spine_source": str(path)}))
+    elif given:
+        if "cobb" in given and "curve_type" not in given and any(c > 0 for c in given["cobb"]):
+            raise ValueError("--cobb > 0 needs --curve-type (thoracic, thoracolumbar, lumbar, double_major)")
+        keys = list(given)
+        for values in itertools.product(*(given[k] for k in keys)):
+            params = SpineParams(**{PARAM_OPTIONS[k]: v for k, v in zip(keys, values)})
+            tag = "_".join(f"{k}{v}" for k, v in zip(keys, values)).replace(".", "p")
+            requests.append(_phantom_request(tag, params, which, "parameters"))
+    else:
+        rng = np.random.default_rng(args.seed)
+        for i in range(args.n if args.n is not None else 1):
+            requests.append(_phantom_request(f"prior{i:04d}", sample_spine_params(rng), which, "phantom prior"))
+    return requests
+
+
+def scan_seed(seed: int, index: int) -> int:
+    """Independent, reproducible noise seed of scan ``index`` in a run seeded with ``seed``."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+# ---------------------------------------------------------------------------------------- predict loop
+class SpineDataset(Dataset):
+    """Items ``{"index", "seed", "spine" (K, 3) mm}``: each request repeated ``num_per_spine`` times."""
+
+    def __init__(self, requests: Sequence[SpineRequest], num_per_spine: int, num_keypoints: int, seed: int) -> None:
+        self.items = [(r, j) for r in requests for j in range(num_per_spine)]
+        self.num_per_spine, self.num_keypoints, self.seed = num_per_spine, num_keypoints, seed
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        request, _ = self.items[i]
+        spine = resample_polyline(orient_top_down(request.line), self.num_keypoints)
+        return {"index": i, "seed": scan_seed(self.seed, i), "spine": torch.from_numpy(spine)}
+
+
+class BackGenerator(L.LightningModule):
+    """Wraps a :class:`SpineToBackPipeline` so that Lightning's predict loop batches it across devices."""
+
+    def __init__(self, pipeline: SpineToBackPipeline, num_inference_steps: int, guidance_scale: float,
+                 num_points: int | None) -> None:
+        super().__init__()
+        self.pipeline = pipeline
+        self.denoiser = pipeline.denoiser  # registered, so the Trainer moves it to the device
+        self.pipeline.set_progress_bar_config(disable=True)  # Lightning's bar counts batches
+        self.settings = {"num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale,
+                         "num_points": num_points}
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        generators = [torch.Generator().manual_seed(int(s)) for s in batch["seed"]]
+        return self.pipeline(batch["spine"], generator=generators, output_type="pt", **self.settings).backs
+
+
+class ScanWriter(BasePredictionWriter):
+    """Writes every generated back as a 4D-Spine subject as soon as its batch is done (on every rank)."""
+
+    def __init__(self, out: Path, dataset: SpineDataset, line: str, meta: dict[str, Any], overwrite: bool) -> None:
+        super().__init__(write_interval="batch")
+        self.out, self.dataset, self.line, self.meta, self.overwrite = Path(out), dataset, line, meta, overwrite
+        self.written: list[Path] = []
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):  # noqa: ANN001, PLR0913
+        for back, index, seed in zip(prediction.cpu().numpy(), batch["index"].tolist(), batch["seed"].tolist()):
+            request, copy = self.dataset.items[index]
+            name = request.name if self.dataset.num_per_spine == 1 else f"{request.name}_{copy:02d}"
+            scan = BackScan(
+                name=name,
+                points=back,
+                landmarks=request.landmarks,
+                meta={**request.meta, "generated": {**self.meta, "seed": int(seed)}},
+                **{self.line: request.line},
+            )
+            self.written.append(write_subject(scan, self.out, overwrite=self.overwrite))
+
+
+# ---------------------------------------------------------------------------------------- loading
+def load_pipeline(checkpoint: str | None, pipeline_dir: str | None, sampler: str | None) -> tuple[SpineToBackPipeline, dict[str, Any]]:
+    """The pipeline from a training checkpoint (EMA weights) or an exported folder, and its default settings."""
+    if (checkpoint is None) == (pipeline_dir is None):
+        raise ValueError("give exactly one of --checkpoint (a .ckpt from training) or --pipeline (an exported folder)")
+    if checkpoint is not None:
+        from pcdiff.diffusion.module import PointDiffusion
+
+        module = PointDiffusion.load_from_checkpoint(checkpoint, map_location="cpu")
+        pipe = module.to_pipeline(sampler=sampler)
+        defaults = {"num_inference_steps": module.hparams.num_inference_steps,
+                    "guidance_scale": module.hparams.guidance_scale, "source": str(checkpoint)}
+    else:
+        overrides = {}
+        if sampler is not None:
+            from pcdiff.diffusion.schedulers import build_sampler
+
+            config_path = Path(pipeline_dir) / "scheduler" / "scheduler_config.json"
+            overrides["scheduler"] = build_sampler(sampler, json.loads(config_path.read_text()))
+        pipe = SpineToBackPipeline.from_pretrained(pipeline_dir, **overrides)
+        defaults = {"num_inference_steps": 20, "guidance_scale": 1.0, "source": str(pipeline_dir)}
+    pipe.denoiser.eval()
+    return pipe, defaults
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pcdiff.generate", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_argument_group("model")
+    src.add_argument("--checkpoint", help="training checkpoint (.ckpt); its EMA weights are used")
+    src.add_argument("--pipeline", help="exported pipeline folder (python -m pcdiff.export)")
+    spine = p.add_argument_group("spinal lines (one way; default: one draw from the phantom prior)")
+    spine.add_argument("--spine", nargs="+", help="CSV/JSON files, one spinal line (mm) each")
+    spine.add_argument("--cobb", nargs="+", type=float, help="Cobb angles in degrees")
+    spine.add_argument("--curve-type", nargs="+", help="none, thoracic, thoracolumbar, lumbar, double_major")
+    spine.add_argument("--apex", nargs="+", help="apex level names, e.g. T8 L1")
+    spine.add_argument("--convexity", nargs="+", choices=["right", "left"])
+    spine.add_argument("--kyphosis", nargs="+", type=float, help="T4-T12 kyphosis in degrees")
+    spine.add_argument("--lordosis", nargs="+", type=float, help="L1-S1 lordosis in degrees")
+    spine.add_argument("--length-mm", nargs="+", type=float, help="C7-DM length in mm")
+    spine.add_argument("--n", type=int, help="number of spines drawn from the phantom prior")
+    gen = p.add_argument_group("sampling")
+    gen.add_argument("--num-per-spine", type=int, default=1, help="backs per spinal line")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--sampler", help="sampler name (default: the model's), e.g. dpm++, ddim, ddpm, euler, heun")
+    gen.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
+    gen.add_argument("--guidance-scale", type=float, help="classifier-free guidance weight (default: the model's)")
+    gen.add_argument("--num-points", type=int, help="points per back (default: as trained)")
+    run = p.add_argument_group("output and devices")
+    run.add_argument("--out", required=True, help="output folder (4D-Spine layout)")
+    run.add_argument("--overwrite", action="store_true", help="replace existing subjects of the same name")
+    run.add_argument("--batch-size", type=int, default=16)
+    run.add_argument("--accelerator", default="auto")
+    run.add_argument("--devices", default="auto")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> list[Path]:
+    """Run the CLI; returns the written subject folders of this process."""
+    args = build_parser().parse_args(argv)
+    if args.num_per_spine < 1 or (args.n is not None and args.n < 1):
+        raise ValueError("--num-per-spine and --n must be >= 1")
+    pipe, defaults = load_pipeline(args.checkpoint, args.pipeline, args.sampler)
+    which = pipe.config.line
+    requests = spine_requests(args, which)
+    if len({r.name for r in requests}) != len(requests):
+        raise ValueError(f"spinal lines with the same name: {[r.name for r in requests]}; give files distinct names")
+    steps = args.steps if args.steps is not None else defaults["num_inference_steps"]
+    guidance = args.guidance_scale if args.guidance_scale is not None else defaults["guidance_scale"]
+    dataset = SpineDataset(requests, args.num_per_spine, pipe.config.num_keypoints, args.seed)
+    meta = {"model": defaults["source"], "sampler": type(pipe.scheduler).__name__, "num_inference_steps": steps,
+            "guidance_scale": guidance, "conditioning_line": which}
+    writer = ScanWriter(Path(args.out), dataset, which, meta, args.overwrite)
+    devices = int(args.devices) if str(args.devices).isdigit() else args.devices
+    trainer = L.Trainer(accelerator=args.accelerator, devices=devices, logger=False, enable_checkpointing=False,
+                        callbacks=[writer], enable_model_summary=False)
+    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False)
+    trainer.predict(BackGenerator(pipe, steps, guidance, args.num_points), loader, return_predictions=False)
+    if trainer.is_global_zero:
+        print(f"wrote {len(writer.written)} scans to {args.out}" + (" (this rank)" if trainer.world_size > 1 else ""))
+    return writer.written
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""python -m pcdiff.generate / pcdiff.export: spines from parameters, files or the prior; readable 4D-Spine output."""
+
+import json
+
+import lightning as L
+import numpy as np
+import pytest
+
+from pcdiff.data.io import read_point_cloud
+from pcdiff.data.phantom import SpineParams, spine_lines
+from pcdiff.diffusion.testing import TINY_POINTS, tiny_datamodule, tiny_module
+from pcdiff.export import main as export_main
+from pcdiff.generate import main as generate_main
+from pcdiff.generate import read_spine_file, scan_seed
+
+
+def _read(folder):
+    """(points (N, 3) mm, JSON document) of a written subject. The raw readers, not ``read_subject``: an
+    untrained model's backs are metres wide and ``read_subject`` rightly refuses them as not in mm
+    (tests/test_end_to_end.py reads a trained model's output with ``read_subject``)."""
+    points, _, _ = read_point_cloud(folder / f"{folder.name}_processed.ply")
+    return points, json.loads((folder / f"{folder.name}_processed.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny model trained 2 steps, saved as a Lightning checkpoint."""
+    tmp = tmp_path_factory.mktemp("ckpt")
+    trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp)
+    trainer.fit(tiny_module("pvcnn"), tiny_datamodule(tmp_path_factory.getbasetemp() / "phantom-cache"))
+    trainer.save_checkpoint(tmp / "tiny.ckpt")
+    return tmp / "tiny.ckpt"
+
+
+def _quiet(args):
+    return [*args, "--steps", "2", "--batch-size", "2"]
+
+
+def test_generate_from_parameters_writes_readable_scans(checkpoint, tmp_path):
+    out = tmp_path / "gen"
+    written = generate_main(_quiet(["--checkpoint", str(checkpoint), "--cobb", "0", "40", "--curve-type", "thoracic",
+                                    "--out", str(out), "--seed", "3"]))
+    assert sorted(p.name for p in written) == ["cobb0p0_curve_typethoracic", "cobb40p0_curve_typethoracic"]
+    points, doc = _read(out / "cobb40p0_curve_typethoracic")
+    assert points.shape == (TINY_POINTS, 3) and np.isfinite(points).all()
+    # the conditioning spine is the requested phantom ESL, in mm, under the 4D-Spine pipeline key
+    esl, _ = spine_lines(SpineParams(cobb_deg=40.0, curve_type="thoracic"))
+    np.testing.assert_allclose(np.asarray(doc["esl"]["pcdicomapp"]), esl, atol=1e-3)
+    assert doc["phantom"]["cobb_deg"] == 40.0 and doc["cobb"] == 40.0
+    assert doc["generated"]["num_inference_steps"] == 2 and doc["generated"]["seed"] == scan_seed(3, 1)
+    np.testing.assert_allclose(doc["specialPts"]["C7"], esl[0], atol=1e-3)
+
+    # reproducible: the same seed regenerates the same scans; other batch sizes too
+    again = generate_main(["--checkpoint", str(checkpoint), "--cobb", "0", "40", "--curve-type", "thoracic",
+                           "--out", str(tmp_path / "again"), "--seed", "3", "--steps", "2", "--batch-size", "1"])
+    assert len(again) == 2
+    # (up to float32 round-off, relative to the cloud's extent: batched kernels differ in summation order)
+    again_points = _read(tmp_path / "again" / "cobb40p0_curve_typethoracic")[0]
+    np.testing.assert_allclose(again_points, points, atol=1e-5 * np.abs(points).max())
+    with pytest.raises(FileExistsError):
+        generate_main(_quiet(["--checkpoint", str(checkpoint), "--cobb", "0", "--out", str(out), "--seed", "3",
+                              "--curve-type", "thoracic"]))
+
+
+def test_generate_from_spine_files_and_exported_pipeline(checkpoint, tmp_path):
+    esl, _ = spine_lines(SpineParams(cobb_deg=25.0, curve_type="lumbar", apex="L2", convexity="left"))
+    csv = tmp_path / "mine.csv"
+    csv.write_text("x,y,z\n" + "\n".join(",".join(f"{v:.4f}" for v in p) for p in esl))
+    js = tmp_path / "other.json"
+    js.write_text(json.dumps({"esl": esl[::-1].tolist()}))
+    np.testing.assert_allclose(read_spine_file(csv), esl, atol=1e-3)
+
+    exported = export_main([str(checkpoint), str(tmp_path / "pipe"), "--sampler", "ddim"])
+    out = tmp_path / "gen"
+    generate_main(_quiet(["--pipeline", str(exported), "--spine", str(csv), str(js), "--num-per-spine", "2",
+                          "--out", str(out)]))
+    assert sorted(p.name for p in out.iterdir()) == ["mine_00", "mine_01", "other_00", "other_01"]
+    (a, doc), (b, _) = _read(out / "mine_00"), _read(out / "mine_01")
+    assert not np.allclose(a, b)  # distinct seeds
+    assert doc["generated"]["sampler"] == "DDIMScheduler"
+    # a line given bottom -> top is written top -> bottom, like every spinal line pcdiff writes
+    np.testing.assert_allclose(np.asarray(_read(out / "other_00")[1]["esl"]["pcdicomapp"])[0], esl[0], atol=1e-3)
+
+
+def test_generate_from_the_prior(checkpoint, tmp_path):
+    written = generate_main(_quiet(["--checkpoint", str(checkpoint), "--n", "3", "--out", str(tmp_path), "--seed", "1"]))
+    assert len(written) == 3
+    _, doc = _read(tmp_path / "prior0000")
+    assert doc["spine_source"] == "phantom prior" and "curve_type" in doc["phantom"]
+
+
+def test_bad_requests_are_refused(checkpoint, tmp_path):
+    with pytest.raises(ValueError, match="one way"):
+        generate_main(["--checkpoint", str(checkpoint), "--n", "2", "--cobb", "10", "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="curve-type"):
+        generate_main(["--checkpoint", str(checkpoint), "--cobb", "30", "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="exactly one"):
+        generate_main(["--n", "1", "--out", str(tmp_path)])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("1,2\n3,4\n")
+    with pytest.raises(ValueError, match="shape"):
+        read_spine_file(bad)
