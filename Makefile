@@ -29,9 +29,9 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q -m "" -p no:cacheprovider
 
 demo: $(STAMP)
-	$(PY) -m pcdiff.data.synth --out outputs/phantom --n 200 --seed 0 --points 2048
+	$(PY) -m pcdiff.data.synth --out outputs/phantom --n 200 --seed 0 --points 4096 --overwrite
 	$(PY) -m pcdiff.train configs/quickstart.yaml --data.data_dir outputs/phantom
-	$(PY) -m pcdiff.generate --checkpoint outputs/quickstart/last.ckpt --cobb 0 40 --curve-type thoracic --out outputs/generated --seed 0
+	$(PY) -m pcdiff.generate --checkpoint outputs/quickstart/last.ckpt --cobb 0 40 --curve-type thoracic --out outputs/generated --seed 0 --overwrite
 
 clean:
 	rm -rf $(VENV) outputs lightning_logs
