@@ -428,6 +428,7 @@ def study_plot(agg: list[dict[str, Any]], path: Path, title: str) -> None:
             ax.errorbar([a["n"] for a in rs], [a[key] for a in rs], yerr=[a[key + "_sd"] for a in rs],
                         marker="o", capsize=3, label=cond + (f" ({rs[0]['synthetic_source']})" if rs[0]["synthetic_source"] else ""))
         ax.set_xscale("log")
+        ax.minorticks_off()
         ax.set_xticks(sorted({a["n"] for a in agg}), [str(n) for n in sorted({a["n"] for a in agg})])
         ax.set_xlabel("real training scans n")
         ax.set_ylabel(label)
