@@ -25,20 +25,49 @@ from pcdiff.ops import knn_points
 from pcdiff.ops._checks import check_points
 
 Reduction = Literal["sum", "mean"]
+Backend = Literal["auto", "kdtree", "torch"]
 
 
-def nearest_distances(x: torch.Tensor, y: torch.Tensor, *, squared: bool = True) -> torch.Tensor:
+def nearest_distances(
+    x: torch.Tensor, y: torch.Tensor, *, squared: bool = True, backend: Backend = "auto"
+) -> torch.Tensor:
     """Distance from each point of ``x`` (B, N, D) to its nearest point of ``y`` (B, M, D).
 
+    Args:
+        backend: ``"torch"`` (chunked brute force through :func:`pcdiff.ops.knn_points`; differentiable,
+            the fast path on a GPU), ``"kdtree"`` (scipy cKDTree per cloud; CPU, not differentiable,
+            several times faster there) or ``"auto"``: the KD-tree for CPU tensors that need no
+            gradient, else PyTorch.
+
     Returns:
-        (B, N), squared when ``squared`` (units^2) else Euclidean (units). Differentiable.
+        (B, N), squared when ``squared`` (units^2) else Euclidean (units), in the dtype/device of ``x``.
     """
+    if backend == "auto":
+        needs_grad = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
+        backend = "kdtree" if x.device.type == "cpu" and not needs_grad else "torch"
+    if backend == "kdtree":
+        check_points("x", x)
+        check_points("y", y, dim=x.shape[-1])
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"x {tuple(x.shape)} and y {tuple(y.shape)} must share batch size B")
+        xs, ys = x.detach().cpu().double().numpy(), y.detach().cpu().double().numpy()
+        workers = max(1, torch.get_num_threads())
+        dist = np.stack([cKDTree(b).query(a, k=1, workers=workers)[0] for a, b in zip(xs, ys)])
+        out = torch.from_numpy(dist**2 if squared else dist)
+        return out.to(dtype=x.dtype, device=x.device)
+    if backend != "torch":
+        raise ValueError(f"nearest_distances: backend must be 'auto', 'kdtree' or 'torch', got {backend!r}")
     d2 = knn_points(x, y, 1).dists_sq[..., 0]
     return d2 if squared else torch.where(d2 > 0, d2.clamp_min(1e-30).sqrt(), 0.0)  # finite grad at 0
 
 
 def chamfer_distance(
-    x: torch.Tensor, y: torch.Tensor, *, squared: bool = True, reduction: Reduction = "sum"
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    squared: bool = True,
+    reduction: Reduction = "sum",
+    backend: Backend = "auto",
 ) -> torch.Tensor:
     """Chamfer distance of each pair ``(x[b], y[b])``; see the module docstring for the conventions.
 
@@ -47,12 +76,14 @@ def chamfer_distance(
         y: (B, M, D) points; M may differ from N.
         squared: average squared nearest-neighbour distances (units^2) or plain ones (units).
         reduction: ``"sum"`` adds the two directional means, ``"mean"`` averages them.
+        backend: see :func:`nearest_distances` (``"auto"`` stays differentiable when a gradient is needed).
 
     Returns:
-        (B,) Chamfer distances, differentiable w.r.t. ``x`` and ``y``.
+        (B,) Chamfer distances; differentiable w.r.t. ``x`` and ``y`` on the PyTorch path.
     """
     _check_reduction(reduction)
-    total = nearest_distances(x, y, squared=squared).mean(1) + nearest_distances(y, x, squared=squared).mean(1)
+    fwd = nearest_distances(x, y, squared=squared, backend=backend).mean(1)
+    total = fwd + nearest_distances(y, x, squared=squared, backend=backend).mean(1)
     return total if reduction == "sum" else total / 2
 
 
@@ -60,7 +91,7 @@ def pairwise_nearest_means(
     xs: torch.Tensor,
     ys: torch.Tensor | None = None,
     *,
-    backend: Literal["auto", "kdtree", "torch"] = "auto",
+    backend: Backend = "auto",
     pairs_per_batch: int = 16,
     progress: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,7 +131,7 @@ def pairwise_chamfer(
     *,
     squared: bool = True,
     reduction: Reduction = "sum",
-    backend: Literal["auto", "kdtree", "torch"] = "auto",
+    backend: Backend = "auto",
     progress: bool = False,
 ) -> torch.Tensor:
     """Chamfer distance between every cloud of ``xs`` (S1, N, D) and every cloud of ``ys`` (S2, M, D)
@@ -137,7 +168,7 @@ def _directed_torch(
     batches = list(_pair_batches(s1, s2, pairs_per_batch))
     with torch.no_grad():
         for sl, a, b in tqdm(batches, desc="nearest neighbours (torch)", disable=not progress):
-            d2 = nearest_distances(xs[a], ys[b], squared=True).double()
+            d2 = nearest_distances(xs[a], ys[b], squared=True, backend="torch").double()
             sq[sl], plain[sl] = d2.mean(1).cpu(), d2.sqrt().mean(1).cpu()
     return sq.view(s1, s2), plain.view(s1, s2)
 
