@@ -33,15 +33,63 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 DEFAULT_PCDARE = ROOT.parent / "shared" / "data" / "pcdare"
 
-#: Small denoisers for CPU runs (quick modes); full modes use each denoiser's default, GPU-sized config.
+CONFIGS_DIR = ROOT / "configs"
+
+#: CPU-sized PointNet++ and transformer denoisers to set beside the quickstart PVCNN (configs/quickstart.yaml)
+#: in quick modes (about 0.3-0.8 M parameters against its 1.8 M; the full modes use configs/<denoiser>.yaml).
 SMALL_DENOISER_KWARGS: dict[str, dict[str, Any]] = {
-    "pvcnn": dict(width=16, channel_mults=(1, 2), voxel_resolutions=(16, 8), num_heads=4, cond_dim=32,
-                  spine_layers=1, num_frequencies=4),
-    "pointnet2": dict(width=16, channel_mults=(2, 4), num_centres=(128, 32), radii=(0.2, 0.5),
-                      num_neighbours=(16, 16), num_heads=4, cond_dim=32, spine_layers=1, num_frequencies=4),
-    "transformer": dict(width=64, depth=2, num_heads=4, num_patches=64, patch_size=16, point_width=32,
-                        mlp_ratio=2, cond_dim=32, spine_layers=1, num_frequencies=4),
+    "pointnet2": dict(width=32, channel_mults=(2, 4, 8), num_centres=(128, 32, 8), radii=(0.1, 0.2, 0.4),
+                      num_neighbours=(16, 16, 8), num_heads=4, cond_dim=64, spine_layers=1),
+    "transformer": dict(width=128, depth=3, num_heads=4, num_patches=64, patch_size=16, point_width=32,
+                        mlp_ratio=2, cond_dim=64, spine_layers=1),
 }
+#: model settings a benchmark sets itself (no validation sampling or image logging inside training)
+BENCHMARK_MODEL_OVERRIDES = {"val_num_samples": 0, "log_images": False}
+
+
+def read_train_config(path: Path) -> dict[str, dict[str, Any]]:
+    """The ``model``, ``data`` and ``trainer`` sections of a ``python -m pcdiff.train`` YAML config."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: training config not found (expected configs/<name>.yaml)")
+    doc = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(doc.get("model"), dict):
+        raise ValueError(f"{path}: no 'model:' section")
+    return {k: dict(doc.get(k) or {}) for k in ("model", "data", "trainer")}
+
+
+def model_settings(denoiser: str, source: str) -> tuple[dict[str, Any], float | None, Path]:
+    """PointDiffusion keyword arguments and gradient clipping for ``denoiser``.
+
+    Args:
+        denoiser: ``"pvcnn"``, ``"pointnet2"`` or ``"transformer"``.
+        source: ``"quickstart"``: every denoiser takes configs/quickstart.yaml's model settings (schedule,
+            optimiser, EMA, guidance dropout), PVCNN with its denoiser, the others with
+            :data:`SMALL_DENOISER_KWARGS`; ``"configs"``: configs/<denoiser>.yaml as it is.
+
+    Returns:
+        (model kwargs without the data-linked keys, ``trainer.gradient_clip_val`` or None, the config read).
+    """
+    if source == "quickstart":
+        path = CONFIGS_DIR / "quickstart.yaml"
+        cfg = read_train_config(path)
+        model = dict(cfg["model"])
+        if denoiser != model.get("denoiser"):
+            model["denoiser"], model["denoiser_kwargs"] = denoiser, SMALL_DENOISER_KWARGS[denoiser]
+    elif source == "configs":
+        path = CONFIGS_DIR / f"{denoiser}.yaml"
+        cfg = read_train_config(path)
+        model = dict(cfg["model"])
+        if model.get("denoiser") != denoiser:
+            raise ValueError(f"{path}: model.denoiser is {model.get('denoiser')!r}, expected {denoiser!r}")
+    else:
+        raise ValueError(f"model settings source must be 'quickstart' or 'configs', got {source!r}")
+    model.update(BENCHMARK_MODEL_OVERRIDES)
+    for key in ("num_points", "num_keypoints", "line", "normalize"):  # linked from the data module
+        model.pop(key, None)
+    return model, cfg["trainer"].get("gradient_clip_val"), path
 
 
 # ------------------------------------------------------------------------------------------ bookkeeping
@@ -135,6 +183,7 @@ def train_point_diffusion(
     save_checkpoint: Path | None = None,
     accelerator: str = "auto",
     precision: str = "32-true",
+    gradient_clip_val: float | None = None,
     **model_kwargs: Any,
 ) -> tuple[Any, float]:
     """Train (or fine-tune) a ``PointDiffusion`` on ``datamodule`` for ``max_steps`` optimiser steps.
@@ -164,6 +213,7 @@ def train_point_diffusion(
         accelerator=accelerator,
         devices=1,
         precision=precision,
+        gradient_clip_val=gradient_clip_val,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -289,6 +339,42 @@ def paired_distances(
     if emd:
         out["emd_mm"] = earth_movers_distance(gen, ref, method=emd_method).detach().double().cpu().numpy() * s
     return out
+
+
+def spine_scores(backs_mm: torch.Tensor, lines_mm: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    """Spine-conditioning metrics of each back against its requested ESL (:mod:`pcdiff.metrics.spine`).
+
+    The surface midline is the symmetry axis of horizontal slices (``symmetry_midline``), with slices
+    thick enough to hold ~50 points: half-thickness ``6 mm * 2048 / N`` (6 mm at 2048 points, 24 mm at 512),
+    at most 24 mm (thicker slabs would blur the midline; sparser backs then come out unmeasurable).
+
+    Args:
+        backs_mm: (B, N, 3) backs in mm.
+        lines_mm: B requested ESLs, each (L, 3) mm, in the same frame as its back.
+
+    Returns:
+        ``lateral_mm`` (B,): mean lateral deviation between the ESL and the back's own midline (mm);
+        ``esl_to_surface_mm`` (B,): mean distance from the ESL to the nearest back point (mm).
+        A back on which the metric cannot be measured (no slice with enough points, no overlap in
+        height with its line: a failed sample) gets NaN; callers count those and say so.
+    """
+    from functools import partial
+
+    from pcdiff.metrics.spine import spine_conditioning_metrics, symmetry_midline
+
+    if len(lines_mm) != backs_mm.shape[0]:
+        raise ValueError(f"spine_scores: {backs_mm.shape[0]} backs but {len(lines_mm)} lines")
+    half = min(24.0, 6.0 * max(1.0, 2048 / backs_mm.shape[1]))
+    estimator = partial(symmetry_midline, half_thickness=half)
+    lateral, surface = np.full(len(lines_mm), np.nan), np.full(len(lines_mm), np.nan)
+    for i, (back, line) in enumerate(zip(backs_mm.double().numpy(), lines_mm)):
+        try:
+            m = spine_conditioning_metrics(back, line, estimator=estimator)
+        except ValueError as exc:  # a degenerate sample; counted by the caller, never averaged in as a number
+            logging.getLogger(__name__).warning("spine metrics failed on back %d: %s", i, exc)
+            continue
+        lateral[i], surface[i] = m["lateral_dev_mean"], m["esl_surface_mean"]
+    return {"lateral_mm": lateral, "esl_to_surface_mm": surface}
 
 
 def summarize(values: np.ndarray) -> dict[str, float]:

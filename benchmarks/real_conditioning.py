@@ -44,14 +44,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: ben
 from common import (  # noqa: E402
     DEFAULT_PCDARE,
     RESULTS_DIR,
-    SMALL_DENOISER_KWARGS,
+    BENCHMARK_MODEL_OVERRIDES,
     command_line,
     hardware_info,
     markdown_table,
+    model_settings,
     nearest_spines,
     paired_distances,
     quiet_lightning,
     sample_backs,
+    spine_scores,
     summarize,
     to_mm,
     train_point_diffusion,
@@ -71,28 +73,28 @@ class Settings:
     pretrain_steps: int  # on phantoms with the same line, once, before the folds (ignored with --init)
     pretrain_scans: int
     batch_size: int
-    lr: float
-    warmup_steps: int
+    model_source: str  # "quickstart" (configs/quickstart.yaml) or "configs" (configs/<denoiser>.yaml): pre-training settings
+    finetune_lr: float  # peak learning rate on the real subjects (after the phantom start)
+    finetune_warmup: int
     sampler: str
     sampler_steps: int
     samples: int  # generated backs per held-out subject
     denoiser: str = "pvcnn"
-    small_models: bool = True
-    num_keypoints: int = 32
+    num_keypoints: int = 16
     seed: int = 0
-    p_uncond: float = 0.1
-    ema_decay: float = 0.99
 
 
 MODES: dict[str, Settings] = {
-    "quick": Settings(num_points=512, folds=5, train_steps=60, pretrain_steps=300, pretrain_scans=160, batch_size=8,
-                      lr=1e-3, warmup_steps=20, sampler="dpm++", sampler_steps=20, samples=2),
+    "quick": Settings(num_points=512, folds=5, train_steps=150, pretrain_steps=800, pretrain_scans=160, batch_size=16,
+                      model_source="quickstart", finetune_lr=3e-4, finetune_warmup=15, sampler="dpm++",
+                      sampler_steps=20, samples=2),
     "full": Settings(num_points=2048, folds=5, train_steps=2000, pretrain_steps=20000, pretrain_scans=1000,
-                     batch_size=16, lr=2e-4, warmup_steps=200, sampler="dpm++", sampler_steps=50, samples=4,
-                     small_models=False, ema_decay=0.999),
+                     batch_size=16, model_source="configs", finetune_lr=5e-5, finetune_warmup=100, sampler="dpm++",
+                     sampler_steps=50, samples=4, num_keypoints=32),
     # seconds: only for the smoke test
     "tiny": Settings(num_points=64, folds=2, train_steps=2, pretrain_steps=2, pretrain_scans=8, batch_size=4,
-                     lr=1e-3, warmup_steps=1, sampler="dpm++", sampler_steps=2, samples=1),
+                     model_source="quickstart", finetune_lr=1e-4, finetune_warmup=1, sampler="dpm++",
+                     sampler_steps=2, samples=1),
 }
 
 
@@ -128,11 +130,8 @@ def stack(dataset: Any) -> dict[str, Any]:
 
 def evaluate(backs: torch.Tensor, real: dict[str, Any], esl_mm: list[np.ndarray]) -> dict[str, np.ndarray]:
     """Per-subject distances of candidate backs (S, N, 3, normalised, requested frame) to the real backs."""
-    from pcdiff.metrics.spine import spine_conditioning  # noqa: PLC0415
-
     out = paired_distances(backs, real["points"], real["scale"], emd=True)
-    cond = spine_conditioning(to_mm(backs, real["center"], real["scale"]), esl_mm, reduce=False)
-    out.update({k: np.asarray(v, dtype=float) for k, v in cond.items()})
+    out.update(spine_scores(to_mm(backs, real["center"], real["scale"]), esl_mm))
     return out
 
 
@@ -154,8 +153,10 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
     settings = dataclasses.replace(MODES[args.mode], **overrides)
     if not (args.src / "Upright").is_dir():
         parser.error(f"--src {args.src}: not a PCdare folder (expected {args.src / 'Upright'}; see ../shared/data/pcdare/README.md)")
-    if settings.denoiser not in SMALL_DENOISER_KWARGS:
-        parser.error(f"--denoiser: expected one of {sorted(SMALL_DENOISER_KWARGS)}, got {settings.denoiser!r}")
+    if settings.denoiser not in ("pvcnn", "pointnet2", "transformer"):
+        parser.error(f"--denoiser: expected pvcnn, pointnet2 or transformer, got {settings.denoiser!r}")
+    if settings.model_source not in ("quickstart", "configs"):
+        parser.error(f"--model-source must be 'quickstart' or 'configs', got {settings.model_source!r}")
     return args, settings
 
 
@@ -173,9 +174,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     names = sorted(esl_by_name)
     folds = subject_folds(names, s.folds, s.seed)
     accel = "gpu" if args.device.startswith("cuda") else "cpu"
-    model_kwargs = dict(lr=s.lr, warmup_steps=s.warmup_steps, p_uncond=s.p_uncond, ema_decay=s.ema_decay,
-                        val_num_samples=0, log_images=False)
-    fresh_kwargs = dict(denoiser=s.denoiser, denoiser_kwargs=SMALL_DENOISER_KWARGS[s.denoiser] if s.small_models else {})
+    fresh_kwargs, clip, config = model_settings(s.denoiser, s.model_source)
+    finetune_kwargs = dict(lr=s.finetune_lr, warmup_steps=s.finetune_warmup, **BENCHMARK_MODEL_OVERRIDES)
 
     # ---- the phantom-trained starting point
     init, pretrain_s = args.init, None
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         init = (args.cache_dir or default_cache_dir()) / f"real_conditioning_pretrain_{args.mode}_{args.line}.ckpt"
         _, pretrain_s = train_point_diffusion(
             make_datamodule(s, None, args.line, args.cache_dir, augment=True), max_steps=s.pretrain_steps, seed=s.seed,
-            accelerator=accel, save_checkpoint=init, **fresh_kwargs, **model_kwargs)
+            accelerator=accel, gradient_clip_val=clip, save_checkpoint=init, **fresh_kwargs)
         log.info("pre-trained on %d phantoms (%s) for %d steps in %.0f s", s.pretrain_scans, args.line, s.pretrain_steps, pretrain_s)
 
     per_subject: list[dict[str, Any]] = []
@@ -200,12 +200,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if set(real["names"]) != set(held_out) or set(real["names"]) & set(bank["names"]):
             raise RuntimeError(f"fold {f}: held-out {real['names']} != {held_out} or overlapping the training subjects")
         esl_mm = [np.asarray(esl_by_name[n], dtype=np.float64) for n in real["names"]]
-        if init is not None:
+        if init is not None:  # fine-tune: the checkpoint's settings, a fine-tuning learning rate
             module, train_s = train_point_diffusion(dm, max_steps=s.train_steps, seed=s.seed + f, init_checkpoint=init,
-                                                    accelerator=accel, **model_kwargs)
-        else:
+                                                    accelerator=accel, gradient_clip_val=clip, **finetune_kwargs)
+        else:  # real data only, from scratch, with the config's settings
             module, train_s = train_point_diffusion(dm, max_steps=s.train_steps, seed=s.seed + f, accelerator=accel,
-                                                    **fresh_kwargs, **model_kwargs)
+                                                    gradient_clip_val=clip, **fresh_kwargs)
         q = len(real["names"])
         spines = real["spine"].repeat(s.samples, 1, 1)  # (samples * Q, K, 3): sample j of subject i at j * Q + i
         backs, sample_s = sample_backs(module, spines, num_points=s.num_points, sampler=s.sampler,
@@ -235,7 +235,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "benchmark": "real_conditioning", "mode": args.mode, "command": command_line(), "hardware": hardware_info(),
         "settings": dataclasses.asdict(s), "line": args.line, "src": str(args.src), "device": args.device,
         "init": None if init is None else str(init), "init_kind": "given" if args.init else ("phantom pre-training" if init else "none"),
-        "pretrain_s": pretrain_s, "folds": fold_times, "summary": summary, "subjects": per_subject,
+        "pretrain_s": pretrain_s, "model_config": str(config), "model": fresh_kwargs, "gradient_clip_val": clip,
+        "folds": fold_times, "summary": summary, "subjects": per_subject,
     }
     payload["total_s"] = time.perf_counter() - started
     payload["figure"] = _plot(args.out_dir / f"{args.out_stem}.png", plot_items).name
@@ -257,7 +258,11 @@ def summarize_rows(rows: list[dict[str, Any]], pooled: dict[str, list[torch.Tens
     keys = [k[4:] for k in rows[0] if k.startswith("gen_")]
     out: dict[str, Any] = {}
     for who in ("gen", "ret"):
-        out[who] = {k: summarize(np.array([r[f"{who}_{k}"] for r in rows])) for k in keys}
+        out[who] = {}
+        for k in keys:
+            values = np.array([r[f"{who}_{k}"] for r in rows])
+            ok = np.isfinite(values)  # NaN: the spine metric could not be measured on that back (counted)
+            out[who][k] = {**summarize(values[ok]), "unmeasurable": int((~ok).sum())} if ok.any() else {"unmeasurable": len(values)}
     out["generator_wins"] = {k: int(sum(r[f"gen_{k}"] < r[f"ret_{k}"] for r in rows)) for k in keys}
     out["subjects"] = len(rows)
     for who in ("generated", "retrieval"):
@@ -286,7 +291,8 @@ def _plot(path: Path, items: list[tuple[dict[str, Any], torch.Tensor, torch.Tens
 
 COLUMNS = [
     ("what", "", ""), ("chamfer_mm", "CD mm", ".2f"), ("emd_mm", "EMD mm", ".2f"), ("chamfer_sq", "CD (norm., sq.)", ".2e"),
-    ("lateral_mm", "lateral dev. to real ESL mm", ".2f"),
+    ("lateral_mm", "lateral dev. to real ESL mm", ".2f"), ("esl_to_surface_mm", "real ESL to surface mm", ".2f"),
+    ("unmeasurable", "unmeasurable", "d"),
     ("fold 1-NNA-CD", "1-NNA-CD % (per fold)", ".1f"), ("fold 1-NNA-EMD", "1-NNA-EMD % (per fold)", ".1f"),
     ("pooled 1-NNA-CD", "1-NNA-CD % (pooled)", ".1f"), ("pooled 1-NNA-EMD", "1-NNA-EMD % (pooled)", ".1f"),
 ]
@@ -296,7 +302,8 @@ def render_markdown(p: dict[str, Any]) -> str:
     s, hw, summ = p["settings"], p["hardware"], p["summary"]
     rows = []
     for who, label, sets in (("gen", "generator", "generated"), ("ret", "retrieval (nearest training line)", "retrieval")):
-        row = {"what": label, **{k: v["mean"] for k, v in summ[who].items()}}
+        row = {"what": label, **{k: v.get("mean") for k, v in summ[who].items()},
+               "unmeasurable": summ[who]["lateral_mm"]["unmeasurable"]}
         row.update({f"fold {k}": v for k, v in summ[f"{sets}_vs_real_fold_mean"].items()})
         if sets == "generated":
             row.update({f"pooled {k}": summ["generated_vs_real_pooled"][k] for k in ("1-NNA-CD", "1-NNA-EMD")})
@@ -310,9 +317,11 @@ def render_markdown(p: dict[str, Any]) -> str:
         f"device `{p['device']}`; total wall time {p['total_s'] / 60:.1f} min  ",
         f"Data: {summ['subjects']} PCdare subjects (Kaiser et al., CC BY-NC-SA 4.0), {s['folds']} subject-wise folds, "
         f"{s['num_points']} points per back, {s['num_keypoints']} line keypoints, normalised in the {p['line'].upper()} frame.  ",
-        f"Model: {s['denoiser']} ({'small CPU config' if s['small_models'] else 'default config'}); start: {p['init_kind']}"
-        + (f" ({s['pretrain_steps']} steps x batch {s['batch_size']} on {s['pretrain_scans']} phantoms, {p['pretrain_s']:.0f} s)" if p["pretrain_s"] else "")
-        + f"; per fold {s['train_steps']} steps x batch {s['batch_size']} on the training subjects "
+        f"Model: {s['denoiser']} with the settings of {Path(p['model_config']).name}; start: {p['init_kind']}"
+        + (f" ({s['pretrain_steps']} steps x batch {s['batch_size']} on {s['pretrain_scans']} phantoms with the same line, "
+           f"{p['pretrain_s']:.0f} s)" if p["pretrain_s"] else "")
+        + f"; per fold {s['train_steps']} steps x batch {s['batch_size']} on the training subjects"
+        + (f" (lr {s['finetune_lr']:g})" if p["init"] else "") + " "
         f"(mean {np.mean([f['train_s'] for f in p['folds']]):.0f} s); sampler {s['sampler']} {s['sampler_steps']} steps, "
         f"{s['samples']} backs per subject ({np.mean([f['sample_s_per_back'] for f in p['folds']]):.2f} s per back).",
         "",
@@ -333,7 +342,7 @@ def render_markdown(p: dict[str, Any]) -> str:
 def verdict(summ: dict[str, Any]) -> str:
     """One honest sentence: does the generator beat retrieval on the paired distances and the lateral deviation?"""
     keys = [k for k in ("chamfer_mm", "emd_mm", "lateral_mm") if k in summ["gen"]]
-    better = [k for k in keys if summ["gen"][k]["mean"] < summ["ret"][k]["mean"]]
+    better = [k for k in keys if summ["gen"][k].get("mean", np.inf) < summ["ret"][k].get("mean", np.inf)]
     if len(better) == len(keys):
         return f"The generator beats retrieval on mean {', '.join(keys)}."
     if not better:

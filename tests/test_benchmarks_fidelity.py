@@ -73,7 +73,9 @@ def test_fidelity_tiny_end_to_end(tmp_path):
     for r in payload["rows"]:
         assert _finite(r["chamfer_mm_mean"]) and r["chamfer_mm_mean"] > 0
         assert 0.0 <= r["1-NNA-CD"] <= 100.0
-        assert _finite(r["lateral_mm"])
+        # 64-point backs are too sparse for the midline: unmeasurable ones are counted, never averaged in
+        assert 0 <= r["spine_metric_failed"] <= s.test_scans
+        assert _finite(r["lateral_mm"]) or r["spine_metric_failed"] == s.test_scans
     assert all(r["sample_s_per_scan"] > 0 for r in payload["rows"] if r["kind"] == "generator")
     on_disk = json.loads((tmp_path / "fidelity.json").read_text())
     assert on_disk["rows"] == json.loads(json.dumps(payload["rows"]))
@@ -92,6 +94,6 @@ def test_real_conditioning_tiny_end_to_end(tmp_path):
     assert sorted(held_out) == sorted({r["subject"] for r in payload["subjects"]})
     for r in payload["subjects"]:
         assert r["retrieved"] != r["subject"]
-        assert _finite(r["gen_chamfer_mm"]) and _finite(r["ret_chamfer_mm"]) and _finite(r["gen_lateral_mm"])
+        assert _finite(r["gen_chamfer_mm"]) and _finite(r["ret_chamfer_mm"]) and _finite(r["gen_emd_mm"])
     assert (tmp_path / "real_conditioning.md").read_text().count("retrieval") >= 1
     assert (tmp_path / "real_conditioning.png").is_file()
