@@ -104,6 +104,8 @@ def main() -> None:
 
     # --- EMD pairs: exact (scipy, POT) and auction ------------------------------------------------
     rows = []
+    emd_exact(gen[:1, :16], ref[:1, :16], solver="pot")  # warm-up: the first call imports POT
+    emd_auction(gen[:1, :16], ref[:1, :16])
     for i in range(args.emd_pairs):
         a, b = gen[i : i + 1], ref[i : i + 1]
         ex_lsa, t_lsa = timed(lambda: lsa_emd(g_np[i], r_np[i]))
@@ -143,16 +145,20 @@ def main() -> None:
     emd_set, t_emd_set = timed(lambda: generation_metrics(gen[:e], ref[:e], distances=("emd",), emd_method="exact"))
     e_pairs = (2 * e) * (2 * e - 1) // 2
     per_pair = min(res["emd_pair"]["median_pot_s"], res["emd_pair"]["median_scipy_lsa_s"])
+    per_pair_auction = res["emd_pair"]["median_auction_s"]
+    fraction = emd_set["EMD-pairs"] / e_pairs
     res["emd_set_metrics"] = {
         "measured_sets": e, "measured_s": t_emd_set, "pairs_solved": emd_set["EMD-pairs"], "pairs_total": e_pairs,
         "fraction_solved": emd_set["EMD-pairs"] / e_pairs,
         "full_matrix_s_extrapolated_for_measured_sets": per_pair * e_pairs,
         f"full_matrix_s_extrapolated_for_{s}_vs_{s}": per_pair * total_pairs,
-        f"pruned_s_extrapolated_for_{s}_vs_{s}_at_same_fraction": per_pair * total_pairs * emd_set["EMD-pairs"] / e_pairs,
+        f"pruned_s_extrapolated_for_{s}_vs_{s}_at_same_fraction": per_pair * total_pairs * fraction,
+        f"pruned_auction_s_extrapolated_for_{s}_vs_{s}_at_same_fraction": per_pair_auction * total_pairs * fraction,
         "target_s": 300.0, "values": emd_set,
     }  # fmt: skip
     res["emd_set_metrics"]["meets_target"] = bool(
-        res["emd_set_metrics"][f"pruned_s_extrapolated_for_{s}_vs_{s}_at_same_fraction"] < 300.0
+        min(per_pair, per_pair_auction) * total_pairs * fraction < 300.0
+        and res["emd_pair"]["max_auction_rel_error"] < 0.01
     )
     res["machine"]["loadavg_end"] = os.getloadavg()
     write(res)
@@ -180,15 +186,16 @@ def write(res: dict) -> None:
         f"| auction EMD (certified 1%), 1 pair | {p['median_auction_s']:.2f} s, max error {100 * p['max_auction_rel_error']:.3f}% | {p['median_scipy_lsa_s']:.2f} s (exact LSA) | {p['median_auction_s'] / p['median_scipy_lsa_s']:.2f} |",
         f"| MMD/COV/1-NNA-CD, {s} vs {s} | {cs['pcdiff_s']:.1f} s | {cs['baseline_kdtree_per_pair_loop_s_extrapolated']:.1f} s (KD-tree per pair, extrapolated from {cs['baseline_sampled_pairs']} pairs) | {cs['ratio_pcdiff_over_baseline']:.2f} |",
         f"| MMD/COV/1-NNA-EMD exact, {e} vs {e} | {es['measured_s']:.0f} s (pruned: {int(es['pairs_solved'])}/{es['pairs_total']} pairs solved) | {es['full_matrix_s_extrapolated_for_measured_sets']:.0f} s (full matrix, extrapolated) | {es['measured_s'] / es['full_matrix_s_extrapolated_for_measured_sets']:.2f} |",
-        f"| MMD/COV/1-NNA-EMD exact, {s} vs {s} | ~{es[f'pruned_s_extrapolated_for_{s}_vs_{s}_at_same_fraction'] / 60:.0f} min (extrapolated at the same pruned fraction) | ~{es[f'full_matrix_s_extrapolated_for_{s}_vs_{s}'] / 3600:.1f} h (full matrix, extrapolated) | |",
+        f"| MMD/COV/1-NNA-EMD, {s} vs {s} (extrapolated at the same pruned fraction) | ~{es[f'pruned_s_extrapolated_for_{s}_vs_{s}_at_same_fraction'] / 60:.0f} min exact, ~{es[f'pruned_auction_s_extrapolated_for_{s}_vs_{s}_at_same_fraction'] / 60:.0f} min auction | ~{es[f'full_matrix_s_extrapolated_for_{s}_vs_{s}'] / 3600:.1f} h (full exact matrix, extrapolated) | |",
         "",
         f"Targets (issue 3): CD set metrics {s} vs {s} under 30 s: **{'met' if cs['meets_target'] else 'not met'}** "
         f"({cs['pcdiff_s']:.1f} s). EMD set metrics {s} vs {s} under 5 min with < 1% error: "
         f"**{'met' if es['meets_target'] else 'not met'}** -- the pruned exact search has 0% error but solves one "
         f"exact EMD (median {min(p['median_pot_s'], p['median_scipy_lsa_s']):.2f} s here) per surviving pair; "
         f"the auction approximation's measured error is {100 * p['max_auction_rel_error']:.3f}% (certified <= 1%) "
-        f"but in PyTorch on this CPU it takes {p['median_auction_s']:.1f} s a pair (many small Jacobi bidding "
-        "rounds; it is written for batched GPU use, untested on a GPU here).",
+        f"and it takes {p['median_auction_s']:.2f} s a pair on this CPU (Gauss-Seidel bids in NumPy), "
+        f"{p['median_auction_s'] / min(p['median_pot_s'], p['median_scipy_lsa_s']):.2f}x the faster exact solver's time; "
+        "its vectorised (Jacobi) mode is meant for batched GPU use, untested on a GPU here.",
     ]
     (RESULTS / "metrics_speed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -27,11 +27,12 @@ def test_exact_solvers_agree_on_larger_clouds():
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("bidding", ["auto", "jacobi"])
 @pytest.mark.parametrize("shift", [0.0, 1.0])
-def test_auction_error_against_linear_sum_assignment(device, shift):
+def test_auction_error_against_linear_sum_assignment(device, bidding, shift):
     x = random_clouds(4, 3, 256, 3, device=device)
     y = random_clouds(5, 3, 256, 3, device=device) + shift
-    res = emd_auction(x, y, rel_tol=1e-2)
+    res = emd_auction(x, y, rel_tol=1e-2, bidding=bidding)
     exact = []
     for a, b in zip(x.cpu().double().numpy(), y.cpu().double().numpy()):
         cost = np.linalg.norm(a[:, None] - b[None], axis=-1)
