@@ -155,7 +155,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         needing = [n for n in selected if METRICS[n].needs_reference]
         if needing:
             raise SystemExit(f"--reference is required for metrics {needing}")
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else args.device if args.device != "auto" else "cpu")
+    if args.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            device = torch.device(args.device)
+        except RuntimeError as exc:
+            raise SystemExit(f"--device: expected auto, cpu or cuda[:N], got {args.device!r}") from exc
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise SystemExit("--device cuda: no CUDA device is available here (use --device auto or cpu)")
     generated = load_scans(args.generated, "--generated", args.layout)
     reference = load_scans(args.reference, "--reference", args.layout) if args.reference else None
     gen_pts = subsample(generated, args.num_points, args.sampling, args.seed, "--generated")

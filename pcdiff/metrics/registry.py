@@ -138,7 +138,9 @@ def load_plugins(extra: list[str] | None = None, builtin_plugins: bool = True) -
 # Built-in metrics
 # ----------------------------------------------------------------------------------------------------
 
-EMD_METHOD = Option("--emd-method", str, "exact", "EMD solver: exact assignment or certified auction", ("exact", "auction"))
+EMD_METHOD = Option(
+    "--emd-method", str, "exact", "EMD solver: exact assignment or certified auction", ("exact", "auction")
+)
 EMD_TOL = Option("--emd-rel-tol", float, 0.01, "auction EMD: certified relative error bound")
 
 
@@ -249,7 +251,10 @@ def _jsd(inputs: EvalInputs, jsd_resolution: int) -> EvalOutput:
     "spine",
     "distance of the requested ESL to the generated surface and its lateral deviation from the surface midline",
     options=(
-        Option("--spine-line", str, "auto", "requested ESL: the generated scan's own, the paired reference's, or auto", ("auto", "generated", "reference")),
+        Option(
+            "--spine-line", str, "auto", "requested ESL: the generated scan's own, the paired reference's, or auto",
+            ("auto", "generated", "reference"),
+        ),
         Option("--spine-estimator", str, "symmetry", "surface midline estimator", ("symmetry", "furrow")),
         Option("--spine-slices", int, 32, "horizontal slices for the lateral deviation"),
     ),
