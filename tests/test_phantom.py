@@ -14,6 +14,7 @@ from pcdiff.data.phantom import (
     VERSIONS,
     BackSurface,
     ScannerParams,
+    SPINE_PRIOR,
     SpineParams,
     generate_phantom,
     sample_body_params,
@@ -48,7 +49,11 @@ def test_given_spine_keeps_the_seeds_body_and_scanner():
     params = SpineParams(cobb_deg=30.0, curve_type="lumbar", apex="L2", convexity="left")
     fixed = generate_phantom(3, 256, params=params)
     body_fixed, body_drawn = dict(fixed.meta["phantom"]["body"]), dict(drawn.meta["phantom"]["body"])
-    body_fixed.pop("shoulder_asym"), body_drawn.pop("shoulder_asym")  # depends on the curve by design
+    # By design the shoulder asymmetry follows the curve and (v2) the widths scale with the spine length.
+    body_fixed.pop("shoulder_asym"), body_drawn.pop("shoulder_asym")
+    ratio = params.length_mm / drawn.meta["phantom"]["spine"]["length_mm"]
+    for key in ("shoulder_hw", "chest_hw", "waist_hw", "hip_hw"):
+        assert body_fixed.pop(key) == pytest.approx(ratio * body_drawn.pop(key))
     assert body_fixed == body_drawn
     assert fixed.meta["phantom"]["scanner"] == drawn.meta["phantom"]["scanner"]
     assert fixed.meta["phantom"]["spine"]["cobb_deg"] == 30.0
@@ -77,7 +82,10 @@ def test_spine_prior_ranges_and_overrides():
     assert {p.curve_type for p in draws} == set(CURVE_TYPES)
     assert all(p.cobb_deg < 10 for p in draws if p.curve_type == "none")
     assert all(p.cobb_deg >= 10 for p in draws if p.curve_type != "none")
-    assert all(10 <= p.kyphosis_deg <= 60 and 25 <= p.lordosis_deg <= 75 for p in draws)
+    prior = SPINE_PRIOR
+    assert all(prior["kyphosis_min"] <= p.kyphosis_deg <= prior["kyphosis_max"] for p in draws)
+    assert all(prior["lordosis_min"] <= p.lordosis_deg <= prior["lordosis_max"] for p in draws)
+    assert 10 <= prior["kyphosis_min"] and prior["kyphosis_max"] <= 70 and 20 <= prior["lordosis_min"]
     assert all(45 <= p.isl_depth_mm <= 80 for p in draws)
     # Rotation grows with the Cobb angle (Stokes 1994): strongly correlated.
     assert np.corrcoef(cobbs, [p.rotation_deg for p in draws])[0, 1] > 0.9
@@ -135,7 +143,8 @@ def test_spine_length_and_isl_depth():
         assert np.linalg.norm(esl[0] - esl[-1]) == pytest.approx(params.length_mm, rel=1e-4)
         np.testing.assert_allclose(esl[-1], 0.0, atol=1e-3)  # DM at the origin
         depth = esl[:, 2] - isl[:, 2]
-        assert 40.0 <= np.median(depth) <= 90.0 and depth.min() > 30.0
+        # The skin line bows less than the ISL (v2), so the depth dips at the kyphosis apex.
+        assert 40.0 <= np.median(depth) <= 90.0 and depth.min() > 20.0
 
 
 def test_esl_lies_on_the_surface():
@@ -159,7 +168,8 @@ def test_rib_hump_on_the_convex_side():
         diffs = []
         for params in (curved, straight):
             geometry = spine_geometry(params)
-            surface = BackSurface(geometry, _body(params, shoulder_asym=0.0, trunk_shift=0.0))
+            body = _body(params, shoulder_asym=0.0, trunk_shift=0.0, surface_twist_deg=0.0, outline_offset=0.0)
+            surface = BackSurface(geometry, body)
             y = np.interp(0.37, geometry.t, geometry.esl[:, 1])  # near T8
             xm, _ = surface.midline(np.array([y]))
             z_conv = surface.height(xm + sign * 70.0, np.array([y]))[0]
@@ -190,3 +200,32 @@ def test_holes_remove_points():
         grid = np.stack(np.meshgrid(np.linspace(lo[0], hi[0], 40), np.linspace(lo[1], hi[1], 40)), -1).reshape(-1, 2)
         return cKDTree(points[:, :2]).query(grid)[0].max()
     assert largest_gap(holed.points) > largest_gap(full.points) + 5.0
+
+
+def test_v2_surface_twist_and_arms():
+    params = SpineParams()  # straight spine
+    geometry = spine_geometry(params)
+    base = _body(params, shoulder_asym=0.0, trunk_shift=0.0, outline_offset=0.0, arm_radius=0.0)
+    y = np.array([0.6 * geometry.esl[0, 1]])
+    xm, _ = BackSurface(geometry, base).midline(y)
+
+    def side_difference(body):
+        surface = BackSurface(geometry, body)
+        return surface.height(xm + 70.0, y)[0] - surface.height(xm - 70.0, y)[0]
+
+    assert abs(side_difference(dataclasses.replace(base, surface_twist_deg=0.0))) < 1.0
+    assert side_difference(dataclasses.replace(base, surface_twist_deg=8.0)) > 10.0, "+ twist raises the right side"
+    # An arm beside the trunk extends the outline beyond the trunk's own half-width.
+    with_arm = dataclasses.replace(base, arm_radius=40.0, arm_right=1.0, arm_left=0.0, arm_bottom=0.2)
+    surface = BackSurface(geometry, with_arm)
+    _, right = surface.half_widths(y)
+    x = xm + right + 30.0
+    assert surface.inside(x, y)[0] and not BackSurface(geometry, base).inside(x, y)[0]
+    assert not surface.inside(xm - right - 30.0, y)[0], "no left arm"
+
+
+def test_v1_is_kept_for_before_after_comparisons():
+    v1, v2 = generate_phantom(5, 256, version="v1"), generate_phantom(5, 256, version="v2")
+    assert v1.meta["phantom"]["version"] == "v1" and v2.meta["phantom"]["version"] == "v2"
+    assert v1.meta["phantom"]["body"]["arm_radius"] == 0.0 and v1.meta["phantom"]["scanner"]["area_weighting"] == 1.0
+    assert v1.meta["phantom"]["spine"]["skin_flattening"] == 0.0

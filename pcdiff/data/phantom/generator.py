@@ -7,14 +7,10 @@ from typing import Any
 import numpy as np
 
 from pcdiff.data.phantom.scanner import ScannerParams, sample_scanner_params, scan_surface
-from pcdiff.data.phantom.spine import SpineParams, sample_spine_params, spine_geometry
+from pcdiff.data.phantom.spine import DEFAULT_VERSION, VERSIONS, SpineParams, sample_spine_params, spine_geometry
 from pcdiff.data.phantom.surface import BackSurface, BodyParams, sample_body_params
 from pcdiff.data.sample import BackScan
 
-#: Phantom model versions: "v1" is the first model (kept so benchmarks/realism.py can re-run the
-#: "before" figures), "v2" the one calibrated against the PCdare scans.
-VERSIONS = ("v1",)
-DEFAULT_VERSION = "v1"
 LINE_POINTS = 100  # samples of the ESL and ISL written with each scan
 
 
@@ -71,7 +67,7 @@ def generate_phantom(
     rng = _as_rng(seed_or_rng)
     rng_spine, rng_body, rng_scanner, rng_sample = rng.spawn(4)
     if params is None:
-        params = sample_spine_params(rng_spine, **(spine_prior or {}))
+        params = sample_spine_params(rng_spine, version=version, **(spine_prior or {}))
     elif spine_prior:
         raise ValueError("generate_phantom: give either params or spine_prior, not both")
     body = body if body is not None else sample_body_params(rng_body, params, version=version)

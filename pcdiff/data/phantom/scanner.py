@@ -8,8 +8,9 @@ lumbar dimples; the subject stands slightly turned or leaning; there is sensor n
 viewing direction and a few small holes.
 
 The scanner here samples the height field of :class:`~pcdiff.data.phantom.surface.BackSurface`:
-uniform candidates over the coronal outline, weighted by ``1 / n_z`` so the density is uniform per
-unit surface area (times a banded modulation: uneven density), kept where the posed surface faces
+uniform candidates over the coronal outline, weighted by ``(1 / n_z) ** area_weighting`` so the density is
+uniform per unit surface area (1) or per unit area of the camera's view (0), times a banded modulation
+(uneven density), kept where the posed surface faces
 the camera, cropped, holed, and perturbed by Gaussian noise along the normal. Rejection sampling is
 vectorised and repeats until ``num_points`` points are kept, so the count is exact.
 """
@@ -20,7 +21,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from pcdiff.data.phantom.surface import BackSurface, draw_prior
+from pcdiff.data.phantom.spine import DEFAULT_VERSION, draw_prior
+from pcdiff.data.phantom.surface import BackSurface
 
 
 @dataclass
@@ -33,9 +35,14 @@ class ScannerParams:
         crop_above_c7: the scan ends this far above C7.
         crop_below_dimples: and this far below the lower dimple.
         yaw_deg, pitch_deg, roll_deg: posture of the subject in front of the camera (rotations about
-            y, x and z through DM, applied to surface, lines and landmarks alike).
+            y, x and z through DM, applied to surface, lines and landmarks alike; a negative yaw brings
+            the right side (+x) nearer the scanner).
         density_amp, density_period: relative amplitude and period (mm) of horizontal density bands.
         num_holes: number of small holes; hole_radius: their radii lie in [0.5, 1] x hole_radius.
+        depth_shear_deg: after the posture, z += tan(angle) * x: the right side nearer the scanner
+            without turning the outline (a back that is twisted or asymmetric rather than rotated).
+        area_weighting: 1 = density uniform per unit surface area (oblique flanks denser in the
+            camera's view), 0 = uniform per unit area of the camera's view (as the PCdare clouds).
     """
 
     noise_mm: float = 0.5
@@ -49,6 +56,8 @@ class ScannerParams:
     density_period: float = 60.0
     num_holes: int = 1
     hole_radius: float = 12.0
+    depth_shear_deg: float = 0.0
+    area_weighting: float = 1.0
 
     def to_dict(self) -> dict[str, float]:
         return {k: (int(v) if k == "num_holes" else float(v)) for k, v in asdict(self).items()}
@@ -63,9 +72,19 @@ SCANNER_PRIORS: dict[str, dict[str, tuple[float, ...]]] = {
         num_holes=(0.0, 4.0), hole_radius=(6.0, 20.0),
     ),
 }
+# v2: calibrated on PCdare: nearly noise-free (smoothed, downsampled) clouds cut 15 mm above C7 and
+# about 15 mm below the lower dimple (the right-side-nearer tilt of the PCdare backs is a surface
+# twist of the back, see BodyParams.surface_twist_deg, not a posture: the outline does not turn);
+# density uniform in the camera's view.
+SCANNER_PRIORS["v2"] = {
+    **SCANNER_PRIORS["v1"],
+    "noise_mm": (0.005, 0.03), "crop_above_c7": (14.0, 16.0), "crop_below_dimples": (13.0, 19.0),
+    "yaw_deg": (0.0, 3.0, -8.0, 8.0), "area_weighting": (0.0, 0.0), "density_amp": (0.1, 0.4), "num_holes": (0.0, 6.0),
+    "hole_radius": (8.0, 25.0),
+}
 
 
-def sample_scanner_params(rng: np.random.Generator, version: str = "v1") -> ScannerParams:
+def sample_scanner_params(rng: np.random.Generator, version: str = DEFAULT_VERSION) -> ScannerParams:
     """Draw :class:`ScannerParams` from ``SCANNER_PRIORS[version]``."""
     if version not in SCANNER_PRIORS:
         raise ValueError(f"phantom scanner prior version must be one of {sorted(SCANNER_PRIORS)}, got {version!r}")
@@ -74,13 +93,18 @@ def sample_scanner_params(rng: np.random.Generator, version: str = "v1") -> Scan
     return ScannerParams(**values)
 
 
-def pose_matrix(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
-    """(3, 3) rotation R = R_y(yaw) R_x(pitch) R_z(roll); apply as ``points @ R.T``."""
+def pose_matrix(yaw_deg: float, pitch_deg: float, roll_deg: float, depth_shear_deg: float = 0.0) -> np.ndarray:
+    """(3, 3) linear map M = S R_y(yaw) R_x(pitch) R_z(roll) (S: the depth shear); apply as ``points @ M.T``.
+
+    Without shear M is a rotation. Normals map with the inverse transpose (``normals @ inv(M)``).
+    """
     a, b, c = np.radians([yaw_deg, pitch_deg, roll_deg])
     ry = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
     rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
     rz = np.array([[np.cos(c), -np.sin(c), 0], [np.sin(c), np.cos(c), 0], [0, 0, 1]])
-    return ry @ rx @ rz
+    shear = np.eye(3)
+    shear[2, 0] = np.tan(np.radians(depth_shear_deg))
+    return shear @ ry @ rx @ rz
 
 
 def _surface_points(surface: BackSurface, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -112,11 +136,12 @@ def scan_surface(
 
     Returns:
         ``(points (N, 3), normals (N, 3), R (3, 3))``: posed points in mm (noise included), their unit
-        normals, and the pose rotation that was applied (``p_posed = p_body @ R.T``).
+        normals, and the pose map that was applied (``p_posed = p_body @ M.T``, see :func:`pose_matrix`).
     """
     if num_points < 1:
         raise ValueError(f"scan_surface: num_points must be >= 1, got {num_points}")
-    rot = pose_matrix(params.yaw_deg, params.pitch_deg, params.roll_deg)
+    rot = pose_matrix(params.yaw_deg, params.pitch_deg, params.roll_deg, params.depth_shear_deg)
+    rot_normals = np.linalg.inv(rot)  # normals @ inv(M) = (M^-T n)^T
     posed = {k: v @ rot.T for k, v in landmarks.items()}
     y_top = posed["C7"][1] + params.crop_above_c7
     y_bot = min(posed["DL"][1], posed["DR"][1]) - params.crop_below_dimples
@@ -135,14 +160,15 @@ def scan_surface(
         x, y = rng.uniform(box[0], box[1], m), rng.uniform(box[2], box[3], m)
         ok = surface.inside(x, y)
         p, n = _surface_points(surface, x[ok], y[ok])
-        pp, nn = p @ rot.T, n @ rot.T
+        pp, nn = p @ rot.T, n @ rot_normals
+        nn /= np.linalg.norm(nn, axis=1, keepdims=True)
         vis = (nn[:, 2] > cos_max) & (pp[:, 1] <= y_top) & (pp[:, 1] >= y_bot)
         if params.num_holes:
             d2 = ((pp[:, None, :2] - holes_c[None]) ** 2).sum(-1)
             vis &= ~(d2 < holes_r[None] ** 2).any(1)
         # Uniform per surface area: candidates are uniform in the body's x-y, so weight by 1/n_z.
         band = 1.0 + params.density_amp * np.sin(2 * np.pi * pp[:, 1] / params.density_period + phase)
-        weight = band * (cos_max / np.maximum(n[:, 2], cos_max)) / (1.0 + params.density_amp)
+        weight = band * (cos_max / np.maximum(n[:, 2], cos_max)) ** params.area_weighting / (1.0 + params.density_amp)
         vis &= rng.random(len(weight)) < weight
         kept_p.append(pp[vis])
         kept_n.append(nn[vis])

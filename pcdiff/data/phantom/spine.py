@@ -54,6 +54,10 @@ APEX_LEVELS: dict[str, tuple[str, ...]] = {
 #: Scoliosis is defined clinically as a Cobb angle of 10 deg or more; below that a spine is "none".
 SCOLIOSIS_MIN_COBB = 10.0
 NUM_SAMPLES = 241  # internal resolution of the lines along t
+#: Phantom model versions: "v1" is the first model (kept so benchmarks/realism.py can re-run the
+#: "before" figures), "v2" the one calibrated against the PCdare scans (the default).
+VERSIONS = ("v1", "v2")
+DEFAULT_VERSION = "v2"
 
 
 @dataclass
@@ -75,6 +79,8 @@ class SpineParams:
         isl_depth_mm: mean depth of the ISL in front of the ESL (z difference).
         coronal_offset_mm: lateral offset of C7 from DM (coronal balance, + = right).
         sagittal_offset_mm: z offset of C7 from DM on the skin line (+ = C7 further back).
+        skin_flattening: fraction by which the skin line's sagittal curvature (kyphosis, lordosis) is
+            flatter than the ISL's (soft tissue fills the lordosis; 0 = parallel lines).
     """
 
     length_mm: float = 440.0
@@ -89,6 +95,7 @@ class SpineParams:
     isl_depth_mm: float = 60.0
     coronal_offset_mm: float = 0.0
     sagittal_offset_mm: float = 0.0
+    skin_flattening: float = 0.0
 
     def __post_init__(self) -> None:
         if self.curve_type not in CURVE_TYPES:
@@ -101,6 +108,8 @@ class SpineParams:
             raise ValueError(f"SpineParams.cobb_deg must lie in [0, 120), got {self.cobb_deg}")
         if not 200.0 <= self.length_mm <= 800.0:
             raise ValueError(f"SpineParams.length_mm must lie in [200, 800] mm, got {self.length_mm}")
+        if not 0.0 <= self.skin_flattening < 1.0:
+            raise ValueError(f"SpineParams.skin_flattening must lie in [0, 1), got {self.skin_flattening}")
         if not 10.0 <= self.isl_depth_mm <= 150.0:
             raise ValueError(f"SpineParams.isl_depth_mm must lie in [10, 150] mm, got {self.isl_depth_mm}")
 
@@ -109,8 +118,7 @@ class SpineParams:
         return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in asdict(self).items()}
 
 
-#: Default distribution of :func:`sample_spine_params`; override any key by keyword.
-SPINE_PRIOR: dict[str, Any] = dict(
+_PRIOR_V1: dict[str, Any] = dict(
     length_mean=440.0, length_sd=32.0, length_min=380.0, length_max=520.0,
     cobb_min=0.0, cobb_max=80.0,
     # Fraction of straight spines ("none"); the rest draw a Cobb angle in [max(cobb_min, 10), cobb_max].
@@ -124,7 +132,17 @@ SPINE_PRIOR: dict[str, Any] = dict(
     rotation_per_cobb=(0.25, 0.45),
     isl_depth_min=45.0, isl_depth_max=80.0,
     coronal_offset_sd=8.0, sagittal_offset_sd=12.0,
+    skin_flattening=(0.0, 0.0),
 )
+#: Spine priors by phantom version ("v1": the first model; "v2": calibrated on the PCdare scans, whose
+#: skin lines bow less in the lumbar region than a 50 deg lordosis would make them, and peak lower).
+SPINE_PRIORS: dict[str, dict[str, Any]] = {
+    "v1": _PRIOR_V1,
+    "v2": {**_PRIOR_V1, "kyphosis_mean": 34.0, "kyphosis_min": 10.0, "kyphosis_max": 65.0,
+           "lordosis_mean": 38.0, "lordosis_min": 20.0, "lordosis_max": 65.0, "skin_flattening": (0.0, 0.3)},
+}
+#: Default distribution of :func:`sample_spine_params` (the newest version); override any key by keyword.
+SPINE_PRIOR: dict[str, Any] = SPINE_PRIORS[DEFAULT_VERSION]
 
 
 def draw_prior(rng: np.random.Generator, spec: tuple[float, ...]) -> float:
@@ -139,17 +157,20 @@ def draw_prior(rng: np.random.Generator, spec: tuple[float, ...]) -> float:
     return float(np.clip(mean, lo, hi))
 
 
-def sample_spine_params(rng: np.random.Generator, **overrides: Any) -> SpineParams:
-    """Draw :class:`SpineParams` from :data:`SPINE_PRIOR` (keys overridable by keyword).
+def sample_spine_params(rng: np.random.Generator, *, version: str = DEFAULT_VERSION, **overrides: Any) -> SpineParams:
+    """Draw :class:`SpineParams` from ``SPINE_PRIORS[version]`` (keys overridable by keyword).
 
     ``curve_types`` selects the allowed types; with ``"none"`` among them a fraction ``p_straight`` of the
     draws are straight spines with a Cobb angle below ``SCOLIOSIS_MIN_COBB``. ``cobb_min``/``cobb_max``
     bound every draw (scoliotic ones get at least ``SCOLIOSIS_MIN_COBB``).
     """
-    unknown = set(overrides) - set(SPINE_PRIOR)
+    if version not in SPINE_PRIORS:
+        raise ValueError(f"sample_spine_params: version must be one of {sorted(SPINE_PRIORS)}, got {version!r}")
+    base = SPINE_PRIORS[version]
+    unknown = set(overrides) - set(base)
     if unknown:
-        raise ValueError(f"sample_spine_params: unknown prior keys {sorted(unknown)}; valid: {sorted(SPINE_PRIOR)}")
-    p = {**SPINE_PRIOR, **overrides}
+        raise ValueError(f"sample_spine_params: unknown prior keys {sorted(unknown)}; valid: {sorted(base)}")
+    p = {**base, **overrides}
     types = tuple(p["curve_types"])
     bad = set(types) - set(CURVE_TYPES)
     if bad or not types:
@@ -188,6 +209,7 @@ def sample_spine_params(rng: np.random.Generator, **overrides: Any) -> SpinePara
         isl_depth_mm=float(rng.uniform(p["isl_depth_min"], p["isl_depth_max"])),
         coronal_offset_mm=float(rng.normal(0.0, p["coronal_offset_sd"])),
         sagittal_offset_mm=float(rng.normal(0.0, p["sagittal_offset_sd"])),
+        skin_flattening=draw_prior(rng, p["skin_flattening"]),
     )
 
 
@@ -295,8 +317,11 @@ def spine_geometry(params: SpineParams, num_samples: int = NUM_SAMPLES) -> Spine
     # Axial rotation follows the local deviation: apex of the primary curve = rotation_deg.
     peak = np.abs(shape).max()
     rotation = sign * params.rotation_deg * (shape / peak if peak > 0 else shape)
-    # Depth of the spinous processes behind the vertebral bodies: shallower at the top, deeper lumbar.
+    # Depth of the spinous processes behind the vertebral bodies: shallower at the top, deeper lumbar;
+    # the skin line keeps only (1 - skin_flattening) of the ISL's sagittal bow off its C7-S1 chord.
     depth = params.isl_depth_mm * (0.85 + 0.3 * t)
+    bow = z_isl - (z_isl[0] + (z_isl[-1] - z_isl[0]) * t)
+    depth = depth - params.skin_flattening * (bow - np.median(bow))
     # Spinous processes point backwards and turn with the vertebra towards the concavity (-rotation).
     rot = np.radians(rotation)
     esl = np.stack([x_isl - depth * np.sin(rot), y, z_isl + depth * np.cos(rot)], axis=1)
