@@ -12,6 +12,8 @@ import torch
 from pcdiff.utils.imports import is_pytorch3d_available, is_torch_cluster_available
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+# The compiled backends are dispatched to on CUDA tensors only (pcdiff.ops._checks.cuda_float).
+CUDA = [pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here"))]
 
 _INSTALLED = {"pytorch3d": is_pytorch3d_available, "torch_cluster": is_torch_cluster_available}
 

@@ -1,7 +1,7 @@
 """Shared input checks and backend selection for the point-cloud ops.
 
 Every public op accepts ``backend="auto" | "torch" | <library>``. ``"auto"`` picks a compiled
-library only when it is installed *and* supports this call's device and dtype (checked per call,
+library only when it is installed *and* the call's tensors are float32/float64 on CUDA (checked per call,
 as k-diffusion does for its optional kernels); otherwise the pure-PyTorch path runs. Naming a
 library explicitly that cannot serve the call is an error, never a silent fallback.
 """
@@ -80,6 +80,7 @@ def select_backend(
     raise ValueError(f"{op}: unknown backend {backend!r}; expected 'auto' or one of {names}")
 
 
-def float_types(t: torch.Tensor) -> bool:
-    """True for float32/float64 tensors (what the compiled kernels here all accept)."""
-    return t.dtype in (torch.float32, torch.float64)
+def cuda_float(t: torch.Tensor) -> bool:
+    """True for float32/float64 CUDA tensors: where the compiled kernels beat the PyTorch path (their CPU
+    kernels are simple loops, slower than the batched matmul path on CPU)."""
+    return t.is_cuda and t.dtype in (torch.float32, torch.float64)

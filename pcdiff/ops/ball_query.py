@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from pcdiff.utils.imports import is_pytorch3d_available
 
-from ._checks import DEFAULT_MAX_BLOCK_ELEMENTS, check_pair, chunk_rows, float_types, select_backend
+from ._checks import DEFAULT_MAX_BLOCK_ELEMENTS, check_pair, chunk_rows, cuda_float, select_backend
 from .knn import knn_points
 from .pairwise import square_distance
 
-_BACKENDS = (("pytorch3d", is_pytorch3d_available, float_types),)
+_BACKENDS = (("pytorch3d", is_pytorch3d_available, cuda_float),)
 
 
 def ball_query(

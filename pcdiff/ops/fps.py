@@ -7,11 +7,11 @@ from einops import rearrange
 
 from pcdiff.utils.imports import is_pytorch3d_available, is_torch_cluster_available
 
-from ._checks import check_points, float_types, select_backend
+from ._checks import check_points, cuda_float, select_backend
 
 _BACKENDS = (
-    ("pytorch3d", is_pytorch3d_available, float_types),
-    ("torch_cluster", is_torch_cluster_available, float_types),
+    ("pytorch3d", is_pytorch3d_available, cuda_float),
+    ("torch_cluster", is_torch_cluster_available, cuda_float),
 )
 
 

@@ -9,7 +9,7 @@ from einops import rearrange
 
 from pcdiff.utils.imports import is_pytorch3d_available, is_torch_cluster_available
 
-from ._checks import DEFAULT_MAX_BLOCK_ELEMENTS, check_pair, chunk_rows, float_types, select_backend
+from ._checks import DEFAULT_MAX_BLOCK_ELEMENTS, check_pair, chunk_rows, cuda_float, select_backend
 from .gather import gather_points
 from .pairwise import square_distance
 
@@ -22,8 +22,8 @@ class KNN(NamedTuple):
 
 
 _BACKENDS = (
-    ("pytorch3d", is_pytorch3d_available, float_types),
-    ("torch_cluster", is_torch_cluster_available, float_types),
+    ("pytorch3d", is_pytorch3d_available, cuda_float),
+    ("torch_cluster", is_torch_cluster_available, cuda_float),
 )
 
 
@@ -41,8 +41,8 @@ def knn_points(
         p1: (B, N, D) query points.
         p2: (B, M, D) reference points, M >= k.
         k: number of neighbours.
-        backend: ``"auto"`` (pytorch3d, then torch-cluster when installed and the device/dtype is
-            supported, else PyTorch), ``"torch"``, ``"pytorch3d"`` or ``"torch_cluster"``.
+        backend: ``"auto"`` (for float32/64 CUDA tensors pytorch3d, then torch-cluster, when installed;
+            else PyTorch), ``"torch"``, ``"pytorch3d"`` or ``"torch_cluster"``.
         max_block_elements: the pure path computes distances in (B, n, M) blocks of at most this
             many elements, so memory stays bounded for large clouds.
 
