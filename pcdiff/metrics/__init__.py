@@ -10,6 +10,7 @@ from .fscore import fscore
 from .generation import generation_metrics, mmd_cov, one_nn_accuracy
 from .jsd import jsd_between_sets
 from .normalization import normalize_sets
+from .spine import esl_surface_distance, lateral_deviation_to_surface, spine_conditioning_metrics
 
 __all__ = [
     "EMDResult",
@@ -17,9 +18,11 @@ __all__ = [
     "earth_movers_distance",
     "emd_auction",
     "emd_exact",
+    "esl_surface_distance",
     "fscore",
     "generation_metrics",
     "jsd_between_sets",
+    "lateral_deviation_to_surface",
     "mmd_cov",
     "nearest_distances",
     "normalize_sets",
@@ -27,4 +30,5 @@ __all__ = [
     "pairwise_chamfer",
     "pairwise_emd",
     "pairwise_nearest_means",
+    "spine_conditioning_metrics",
 ]
