@@ -103,3 +103,15 @@ def test_normalizations():
     torch.testing.assert_close(span.amax(-1), torch.full((4,), 2.0))
     with pytest.raises(ValueError, match="normalization must be"):
         normalize_sets(gen, ref, "unit")
+
+
+def test_cd_set_metrics_with_different_point_counts_match_pairwise_chamfer():
+    from pcdiff.metrics import pairwise_chamfer
+
+    gen, ref = _ellipsoids(10, 5, points=40), _ellipsoids(11, 6, points=70)
+    got = generation_metrics(gen, ref, distances=("cd",))
+    d = _union_matrix(pairwise_chamfer(gen, ref), pairwise_chamfer(gen), pairwise_chamfer(ref))
+    expected = mmd_cov(DenseDistances(d), 5, 6)
+    assert got["MMD-CD"] == pytest.approx(expected["MMD"]) and got["COV-CD"] == pytest.approx(expected["COV"])
+    with pytest.raises(ValueError, match="EMD needs equal point counts"):
+        generation_metrics(gen, ref, distances=("emd",))
