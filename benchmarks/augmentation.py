@@ -11,7 +11,8 @@ Study mode (default): a fixed held-out "real" test set; the estimator is trained
 
 Every trained condition runs the same number of optimiser steps, so extra data is not extra compute.
 "real" is the embedded phantom unless ``--real-dir`` names a folder (4D-Spine, generic or PCdare).
-The synthetic scans come from ``--generator`` (an exported ``SpineToBackPipeline`` folder): rows are
+The synthetic scans come from ``--generator`` (an exported ``SpineToBackPipeline`` folder or a training
+checkpoint, loaded with :func:`pcdiff.generate.load_pipeline`): rows are
 labelled ``diffusion``. Without a generator the synthetic scans are more phantoms, labelled
 ``phantom``: with phantoms as the "real" data that is simply more real data, an upper bound for what
 a perfect generator could add, not a result about diffusion.
@@ -164,11 +165,13 @@ class Generator:
 
     def __init__(self, path: str | None, s: Settings) -> None:
         self.s, self.pipe = s, None
-        self.label = "phantom"
+        self.label, self.guidance_scale = "phantom", 1.0
         if path is not None:
-            from pcdiff.pipelines import SpineToBackPipeline
+            from pcdiff.generate import load_pipeline
 
-            self.pipe = SpineToBackPipeline.from_pretrained(path)
+            is_ckpt = Path(path).suffix == ".ckpt"
+            self.pipe, defaults = load_pipeline(path if is_ckpt else None, None if is_ckpt else path, None)
+            self.guidance_scale = defaults["guidance_scale"]
             self.label = "diffusion"
 
     def from_prior(self, m: int, seed: int, prefix: str, **prior: Any) -> list[BackScan]:
@@ -189,6 +192,7 @@ class Generator:
             chunk = pairs[start : start + 16]
             gens = [torch.Generator().manual_seed(seed * 100003 + start + k) for k in range(len(chunk))]
             out = self.pipe([p[cond_idx] for p in chunk], num_inference_steps=self.s.gen_steps, generator=gens,
+                            guidance_scale=self.guidance_scale,
                             num_points=max(self.s.num_points, self.pipe.config.num_points))
             for k, (back, (esl, isl)) in enumerate(zip(out.backs, chunk)):
                 scans.append(BackScan(name=f"{prefix}{start + k}", points=back, esl=esl, isl=isl))
@@ -489,7 +493,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Setti
     p.add_argument("--quick", action="store_true", help="small network, 256 points, 100 steps, 2 seeds (~10 min on a 2-core CPU)")
     p.add_argument("--real-dir", help="folder of real scans (4D-Spine, generic or PCdare layout); default: phantoms")
     p.add_argument("--layout", default="auto", help="layout of --real-dir (auto, 4dspine, generic, pcdare)")
-    p.add_argument("--generator", help="exported SpineToBackPipeline folder for the synthetic scans")
+    p.add_argument("--generator", help="SpineToBackPipeline folder (python -m pcdiff.export) or a training .ckpt")
     p.add_argument("--folds", type=int, default=0, help="subject-wise K-fold mode on --real-dir (issue 8 part 4)")
     p.add_argument("--line", choices=("isl", "esl"), default="isl", help="line to predict")
     p.add_argument("--n", type=int, nargs="+", help="numbers of real training scans")

@@ -67,3 +67,25 @@ def test_tiny_folds_on_pcdare(tmp_path):
     assert res["n_subjects"] == 20
     assert [r["condition"] for r in res["summary"]] == ["mean-line", "phantom-only", "real-only", "phantom+real"]
     assert len(res["per_subject"]) == 4 * 20
+
+
+def test_diffusion_generator_conditions_on_the_given_lines(tmp_path):
+    import torch
+
+    from pcdiff.diffusion.testing import tiny_module
+
+    torch.manual_seed(0)
+    pipe = tiny_module("pvcnn").eval().to_pipeline(sampler="ddim")
+    pipe.save_pretrained(tmp_path / "pipe")
+    s = augmentation.Settings(num_points=32, num_keypoints=8, gen_steps=2)
+    gen = augmentation.Generator(str(tmp_path / "pipe"), s)
+    assert gen.label == "diffusion"
+    pairs = augmentation.lines_like([_scan("a", 0.0), _scan("b", 30.0)], 3, np.random.default_rng(0))
+    scans = gen.from_lines(pairs, seed=0, prefix="g")
+    assert [sc.name for sc in scans] == ["g0", "g1", "g2"]
+    for sc, (esl, isl) in zip(scans, pairs):
+        assert sc.points.shape[0] >= 32 and np.isfinite(sc.points).all()
+        np.testing.assert_allclose(sc.isl, isl, atol=1e-5)
+    assert augmentation.prepare(scans, s)["points"].shape == (3, 32, 3)
+    with pytest.raises(ValueError, match="--generator"):
+        augmentation.Generator(None, s).from_lines(pairs, 0, "p")
