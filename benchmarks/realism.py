@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -263,15 +264,14 @@ def write_markdown(result: dict, path: Path) -> None:
         "",
         "## 1-NNA under squared Chamfer (50% = indistinguishable)",
         "",
-        "| version | spine frame C7-DM (landmarks) | ESL end points frame | control: phantom vs phantom |",
-        "|---|---|---|---|",
+        "| version | C7-DM frame (landmarks) | C7 on the ESL's top | ESL end points frame | control: phantom vs phantom |",
+        "|---|---|---|---|---|",
     ]
     for v in versions:
         r = result["versions"][v]
         c = r["nna_control_phantom_vs_phantom"]
-        lines.append(f"| {v} | {100 * r['nna']['landmarks']['mean']:.1f} ± {100 * r['nna']['landmarks']['sd']:.1f}% | "
-                     f"{100 * r['nna']['esl']['mean']:.1f} ± {100 * r['nna']['esl']['sd']:.1f}% | "
-                     f"{100 * c['mean']:.1f} ± {100 * c['sd']:.1f}% ({frame} frame) |")
+        cells = " | ".join(f"{100 * r['nna'][f]['mean']:.1f} ± {100 * r['nna'][f]['sd']:.1f}%" for f in FRAMES)
+        lines.append(f"| {v} | {cells} | {100 * c['mean']:.1f} ± {100 * c['sd']:.1f}% ({frame} frame) |")
     lines += ["", "## Distributions: mean ± sd [min, max]; 'in' = share of phantoms inside the real range", "",
               "| statistic | real | " + " | ".join(f"{v} | in" for v in versions) + " |",
               "|---|---|" + "---|---|" * len(versions)]
@@ -309,25 +309,25 @@ def plot(result: dict, real_scans_png: Path, args: argparse.Namespace) -> None:
             ax.boxplot([vals], positions=[j], widths=0.5, showfliers=False)
         ax.set_xticks(range(len(groups)), [g[0] for g in groups])
         ax.set_title(f"{STATS[key][0]}", fontsize=8)
-    # Example clouds, normalised (landmark frame), front view x-y coloured by z.
+    # Example clouds, normalised (landmark frame), seen from the scanner, coloured by z (same scale).
     rng = np.random.default_rng(0)
     real = read_pcdare(args.data, ids=None)[:ncol]
     for j, scan in enumerate(real):
         ax = fig.add_subplot(gs[nrow_stats, j])
         p = normalise(scan, 3000, "landmarks", rng)
-        ax.scatter(p[:, 0], p[:, 1], c=p[:, 2], s=1, cmap="viridis")
+        ax.scatter(p[:, 0], p[:, 1], c=p[:, 2], s=1, cmap="viridis", vmin=-0.25, vmax=0.12)
         ax.set_aspect("equal"); ax.set_xlim(-0.6, 0.6); ax.set_ylim(-0.65, 0.65); ax.set_title(f"real {scan.name}", fontsize=8)
     for j in range(ncol):
         ax = fig.add_subplot(gs[nrow_stats + 1, j])
         scan = generate_phantom([args.seed, 1000, j], 3000, version=versions[-1],
                                 spine_prior=result["settings"]["phantom_spine_prior"])
         p = normalise(scan, 3000, "landmarks", rng)
-        ax.scatter(p[:, 0], p[:, 1], c=p[:, 2], s=1, cmap="viridis")
+        ax.scatter(p[:, 0], p[:, 1], c=p[:, 2], s=1, cmap="viridis", vmin=-0.25, vmax=0.12)
         sp = scan.meta["phantom"]["spine"]
         ax.set_aspect("equal"); ax.set_xlim(-0.6, 0.6); ax.set_ylim(-0.65, 0.65)
         ax.set_title(f"phantom {versions[-1]}: {sp['curve_type']} {sp['cobb_deg']:.0f} deg", fontsize=8)
     fig.tight_layout()
-    fig.savefig(real_scans_png, dpi=80)
+    fig.savefig(real_scans_png, dpi=65)
     plt.close(fig)
 
 
@@ -342,10 +342,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cobb-range", choices=("cohort", "prior"), default="cohort",
                         help="phantom Cobb angles: the real cohort's clinical range (scoliotic curves) or the default prior")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--plot-only", action="store_true", help="redraw realism.png from an existing realism.json")
     args = parser.parse_args(argv)
-    args.argv = argv if argv is not None else __import__("sys").argv[1:]
+    args.argv = argv if argv is not None else sys.argv[1:]
     if not (args.data / "Upright").is_dir():
         raise SystemExit(f"realism: {args.data} is not a PCdare folder (no Upright/); pass --data")
+    if args.plot_only:
+        plot(json.loads((args.out / "realism.json").read_text(encoding="utf-8")), args.out / "realism.png", args)
+        return 0
     result = run(args)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "realism.json").write_text(json.dumps(result, indent=1), encoding="utf-8")

@@ -50,6 +50,6 @@ def test_same_seed_prefix_and_refusal_to_overwrite(tmp_path):
 
 def test_module_entry_point_runs(tmp_path):
     res = subprocess.run([sys.executable, "-m", "pcdiff.data.synth", "--out", str(tmp_path / "d"), "--n", "1",
-                          "--points", "128"], capture_output=True, text=True, timeout=120)
+                          "--points", "300"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert len(read_dataset(tmp_path / "d")) == 1

@@ -78,8 +78,8 @@ SCANNER_PRIORS: dict[str, dict[str, tuple[float, ...]]] = {
 # density uniform in the camera's view.
 SCANNER_PRIORS["v2"] = {
     **SCANNER_PRIORS["v1"],
-    "noise_mm": (0.005, 0.03), "crop_above_c7": (14.0, 16.0), "crop_below_dimples": (13.0, 19.0),
-    "yaw_deg": (0.0, 3.0, -8.0, 8.0), "area_weighting": (0.0, 0.0), "density_amp": (0.1, 0.4), "num_holes": (0.0, 6.0),
+    "noise_mm": (0.01, 0.02), "crop_above_c7": (14.0, 16.0), "crop_below_dimples": (13.0, 19.0),
+    "yaw_deg": (0.0, 3.0, -8.0, 8.0), "area_weighting": (0.0, 0.0), "density_amp": (0.0, 0.2), "num_holes": (0.0, 6.0),
     "hole_radius": (8.0, 25.0),
 }
 
