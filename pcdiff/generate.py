@@ -6,7 +6,8 @@
 
 Spinal lines (mm, 4D-Spine frame) come from one of:
   * files (``--spine``): CSV with three columns x, y, z (a header row is allowed) or JSON holding a
-    list of [x, y, z] or an object with an ``esl``/``isl``/``spine``/``points`` list;
+    list of [x, y, z] or an object with an ``esl``/``isl``/``spine``/``points`` list, e.g. the
+    ``<name>_processed.json`` of existing 4D-Spine subjects (new backs for their spines);
   * phantom parameters (``--cobb``, ``--curve-type``, ``--apex``, ``--convexity``, ``--kyphosis``,
     ``--lordosis``, ``--length-mm``): one spine per combination of the values given, the other
     parameters at :class:`pcdiff.data.phantom.SpineParams` defaults;
@@ -68,18 +69,26 @@ class SpineRequest:
 
 
 # ---------------------------------------------------------------------------------------- spine sources
-def read_spine_file(path: Path) -> np.ndarray:
-    """Read a spinal line (L, 3) in mm from a CSV (x, y, z columns, optional header) or JSON file."""
+def read_spine_file(path: Path, which: str = "esl") -> np.ndarray:
+    """Read a spinal line (L, 3) in mm from a CSV (x, y, z columns, optional header) or JSON file.
+
+    A JSON file holds a list of [x, y, z], or an object with the ``which`` line (``"esl"``/``"isl"``),
+    ``"spine"`` or ``"points"``; a 4D-Spine subject JSON (``<name>_processed.json``) works as well.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--spine {path}: no such file")
     if path.suffix.lower() == ".json":
         data = json.loads(path.read_text())
         if isinstance(data, dict):
-            key = next((k for k in ("esl", "isl", "spine", "points") if k in data), None)
+            key = next((k for k in (which, "spine", "points") if k in data), None)
             if key is None:
-                raise ValueError(f"{path}: expected a list of [x, y, z] or an object with 'esl', 'isl', 'spine' or 'points'")
+                raise ValueError(f"{path}: expected a list of [x, y, z] or an object with '{which}', 'spine' or 'points'")
             data = data[key]
+            if isinstance(data, dict):  # a 4D-Spine subject JSON: {"esl": {pipeline: [[x, y, z], ...]}}
+                if not data:
+                    raise ValueError(f"{path}: '{key}' holds no spinal line")
+                data = data.get("pcdicomapp", next(iter(data.values())))
         line = np.asarray(data, dtype=np.float64)
     elif path.suffix.lower() in (".csv", ".txt"):
         text = path.read_text().strip().splitlines()
@@ -115,8 +124,10 @@ def spine_requests(args: argparse.Namespace, which: str) -> list[SpineRequest]:
     requests: list[SpineRequest] = []
     if args.spine:
         for path in args.spine:
-            line = orient_top_down(read_spine_file(Path(path)))
-            requests.append(SpineRequest(Path(path).stem, line, {"spine_source": str(path)}))
+            path = Path(path)
+            line = orient_top_down(read_spine_file(path, which))
+            name = path.parent.name if path.stem.endswith("_processed") else path.stem
+            requests.append(SpineRequest(name, line, {"spine_source": str(path)}))
     elif given:
         if "cobb" in given and "curve_type" not in given and any(c > 0 for c in given["cobb"]):
             raise ValueError("--cobb > 0 needs --curve-type (thoracic, thoracolumbar, lumbar, double_major)")
