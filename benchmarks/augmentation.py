@@ -51,7 +51,7 @@ from torch.utils.data import DataLoader
 
 from pcdiff.data.datamodule import ARRAY_KEYS, JITTER_MM, TYPICAL_SPINE_MM, BackScanDataset
 from pcdiff.data.io import read_dataset
-from pcdiff.data.phantom import generate_phantom, sample_spine_params, spine_lines
+from pcdiff.data.phantom import DEFAULT_VERSION, generate_phantom, sample_spine_params, spine_lines
 from pcdiff.data.sample import BackScan
 from pcdiff.data.transforms import Compose, Normalize, ResampleLine, ResamplePoints, default_augment, scan_to_sample
 from pcdiff.estimator.metrics import line_errors, pearson, summarize
@@ -172,6 +172,7 @@ class Generator:
             is_ckpt = Path(path).suffix == ".ckpt"
             self.pipe, defaults = load_pipeline(path if is_ckpt else None, None if is_ckpt else path, None)
             self.guidance_scale = defaults["guidance_scale"]
+            self.pipe.set_progress_bar_config(disable=True)
             self.label = "diffusion"
 
     def from_prior(self, m: int, seed: int, prefix: str, **prior: Any) -> list[BackScan]:
@@ -197,6 +198,15 @@ class Generator:
             for k, (back, (esl, isl)) in enumerate(zip(out.backs, chunk)):
                 scans.append(BackScan(name=f"{prefix}{start + k}", points=back, esl=esl, isl=isl))
         return scans
+
+
+def surface_check(scans: list[BackScan]) -> dict[str, float]:
+    """Median over scans of the ESL-to-surface distance and of the surface midline's lateral deviation from
+    the ESL (mm, :func:`pcdiff.metrics.spine.spine_conditioning_metrics`): does a back follow its line?"""
+    from pcdiff.metrics.spine import spine_conditioning_metrics
+
+    rows = [spine_conditioning_metrics(sc.points, sc.esl) for sc in scans]
+    return {k: float(np.nanmedian([r[k] for r in rows])) for k in ("esl_surface_mean", "lateral_dev_mean")}
 
 
 # ----------------------------------------------------------------------------------------- training
@@ -286,15 +296,18 @@ def study(args: argparse.Namespace, s: Settings) -> dict[str, Any]:
     n_values = [n for n in s.n_values if n <= len(pool_scans)]
     if not n_values:
         raise ValueError(f"the real training pool has {len(pool_scans)} scans, fewer than every n in {s.n_values}")
-    synth: dict[str, dict[str, Any]] = {}
+    synth_scans: dict[str, list[BackScan]] = {}
     if "real+synth" in s.conditions:
         if args.real_dir and gen.pipe is not None:
             pairs = lines_like(pool_scans, s.m_synthetic, np.random.default_rng(3))
-            synth["real+synth"] = prepare(gen.from_lines(pairs, 3, "synth_"), s)
+            synth_scans["real+synth"] = gen.from_lines(pairs, 3, "synth_")
         else:
-            synth["real+synth"] = prepare(gen.from_prior(s.m_synthetic, 3, "synth_"), s)
+            synth_scans["real+synth"] = gen.from_prior(s.m_synthetic, 3, "synth_")
     if "real+synth-cobb" in s.conditions:
-        synth["real+synth-cobb"] = prepare(gen.from_prior(s.m_synthetic, 4, "synthcobb_", cobb_min=s.large_cobb), s)
+        synth_scans["real+synth-cobb"] = gen.from_prior(s.m_synthetic, 4, "synthcobb_", cobb_min=s.large_cobb)
+    synth = {k: prepare(v, s) for k, v in synth_scans.items()}
+    synth_quality = {k: surface_check(v) for k, v in synth_scans.items()}
+    log.info("synthetic scans vs their ESL (mm): %s", synth_quality)
     log.info("data ready in %.0f s: %d test, %d pool, synthetic %s", time.time() - t0, len(test_scans),
              len(pool_scans), {k: len(v["names"]) for k, v in synth.items()})
     results = []
@@ -311,6 +324,7 @@ def study(args: argparse.Namespace, s: Settings) -> dict[str, Any]:
                 log.info("n=%d seed=%d %-16s mean %.2f mm  lat %.2f mm  Cobb MAE %.2f deg  (%.0f s)", n, seed, cond,
                          m["mean_mm"], m["lateral_rms_mm"], m["cobb_mae_deg"], time.time() - t)
     return dict(mode="study", source=source, synthetic_source=gen.label, generator=args.generator,
+                synthetic_quality=synth_quality, real_test_quality=surface_check(test_scans),
                 n_test=len(test_scans), test_n_large=results[0]["n_large"], results=results)
 
 
@@ -393,6 +407,14 @@ _STUDY_COLS = (("mean_mm", "mean 3D mm"), ("max_mm", "max 3D mm"), ("lateral_rms
                ("cobb_mae_deg", "Cobb MAE deg"), ("large_cobb_mae_deg", "Cobb MAE, large curves"))
 
 
+def _quality_lines(res: dict[str, Any]) -> list[str]:
+    if "synthetic_quality" not in res:
+        return []
+    fmt = lambda q: f"ESL-surface {q['esl_surface_mean']:.1f} mm, surface-midline vs ESL {q['lateral_dev_mean']:.1f} mm"  # noqa: E731
+    parts = [f"{k}: {fmt(q)}" for k, q in res["synthetic_quality"].items()]
+    return [f"Do the backs follow their ESL (medians)? real test scans: {fmt(res['real_test_quality'])}; " + "; ".join(parts), ""]
+
+
 def study_table(res: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
     rows = res["results"]
     agg = []
@@ -407,8 +429,10 @@ def study_table(res: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
                 if vals:
                     a[key], a[key + "_sd"] = float(np.mean(vals)), float(np.std(vals))
             agg.append(a)
-    lines = [f"Test set: {res['n_test']} scans from {res['source']} ({res['test_n_large']} with true-line Cobb >= "
+    lines = [f"Test set: {res['n_test']} scans from {res['source']} (phantom {res.get('phantom_version', '?')}; "
+             f"{res['test_n_large']} with true-line Cobb >= "
              f"the large-curve threshold). Synthetic scans: **{res['synthetic_source']}**. Mean ± SD over seeds.", "",
+             *_quality_lines(res),
              "| n real | condition | " + " | ".join(h for _, h in _STUDY_COLS) + " |",
              "|---:|---|" + "---:|" * len(_STUDY_COLS)]
     for a in agg:
@@ -542,6 +566,7 @@ def main(argv: list[str] | None = None) -> Path:
         study_plot(agg, stem.with_suffix(".png"), f"Estimator ({s.line.upper()}) test error vs real training size; "
                    f"synthetic = {res['synthetic_source']}")
     res["settings"] = asdict(s)
+    res["phantom_version"] = DEFAULT_VERSION
     res["seconds"] = time.time() - t0
     res["command"] = "python benchmarks/augmentation.py " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
     stem.with_suffix(".json").write_text(json.dumps(res, indent=1, default=float))
