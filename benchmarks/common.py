@@ -35,9 +35,12 @@ DEFAULT_PCDARE = ROOT.parent / "shared" / "data" / "pcdare"
 
 CONFIGS_DIR = ROOT / "configs"
 
-#: CPU-sized PointNet++ and transformer denoisers to set beside the quickstart PVCNN (configs/quickstart.yaml)
-#: in quick modes (about 0.3-0.8 M parameters against its 1.8 M; the full modes use configs/<denoiser>.yaml).
+#: CPU-sized denoisers for quick modes (0.3-1 M parameters, 0.2-0.3 s per training step of 16 x 512 points on
+#: one idle core; the quickstart PVCNN, 1.8 M, takes ~0.85 s, too slow for three models and a sampler grid
+#: in ~20 min). Full modes use configs/<denoiser>.yaml.
 SMALL_DENOISER_KWARGS: dict[str, dict[str, Any]] = {
+    "pvcnn": dict(width=16, channel_mults=(1, 2), voxel_resolutions=(16, 8), num_heads=4, cond_dim=64,
+                  spine_layers=1),
     "pointnet2": dict(width=32, channel_mults=(2, 4, 8), num_centres=(128, 32, 8), radii=(0.1, 0.2, 0.4),
                       num_neighbours=(16, 16, 8), num_heads=4, cond_dim=64, spine_layers=1),
     "transformer": dict(width=128, depth=3, num_heads=4, num_patches=64, patch_size=16, point_width=32,
@@ -66,8 +69,8 @@ def model_settings(denoiser: str, source: str) -> tuple[dict[str, Any], float | 
     Args:
         denoiser: ``"pvcnn"``, ``"pointnet2"`` or ``"transformer"``.
         source: ``"quickstart"``: every denoiser takes configs/quickstart.yaml's model settings (schedule,
-            optimiser, EMA, guidance dropout), PVCNN with its denoiser, the others with
-            :data:`SMALL_DENOISER_KWARGS`; ``"configs"``: configs/<denoiser>.yaml as it is.
+            optimiser, EMA, guidance dropout, gradient clipping) with its :data:`SMALL_DENOISER_KWARGS`;
+            ``"configs"``: configs/<denoiser>.yaml as it is.
 
     Returns:
         (model kwargs without the data-linked keys, ``trainer.gradient_clip_val`` or None, the config read).
@@ -76,8 +79,7 @@ def model_settings(denoiser: str, source: str) -> tuple[dict[str, Any], float | 
         path = CONFIGS_DIR / "quickstart.yaml"
         cfg = read_train_config(path)
         model = dict(cfg["model"])
-        if denoiser != model.get("denoiser"):
-            model["denoiser"], model["denoiser_kwargs"] = denoiser, SMALL_DENOISER_KWARGS[denoiser]
+        model["denoiser"], model["denoiser_kwargs"] = denoiser, SMALL_DENOISER_KWARGS[denoiser]
     elif source == "configs":
         path = CONFIGS_DIR / f"{denoiser}.yaml"
         cfg = read_train_config(path)
@@ -222,8 +224,10 @@ def train_point_diffusion(
         num_sanity_val_steps=0,
         deterministic=False,
     )
+    threads = torch.get_num_threads()
     with timer() as t:
         trainer.fit(module, datamodule=datamodule)
+    torch.set_num_threads(threads)  # Lightning's CPU setup may change it; keep the caller's (e.g. OMP_NUM_THREADS=1)
     if trainer.global_step < max_steps:
         raise RuntimeError(f"training stopped after {trainer.global_step} of {max_steps} steps")
     if save_checkpoint is not None:
@@ -265,6 +269,7 @@ def sample_backs(
     module = module.to(device)
     pipe = module.to_pipeline(sampler=sampler)
     pipe.set_progress_bar_config(disable=True)
+    pipe.sample_normalized(spines[:1].to(device), num_points=num_points, num_inference_steps=2)  # warm-up, untimed
     out = []
     with timer() as t:
         for start in range(0, spines.shape[0], batch_size):

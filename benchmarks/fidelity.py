@@ -89,10 +89,10 @@ class Settings:
 
 
 MODES: dict[str, Settings] = {
-    # CPU: every denoiser trained at one small budget; the whole sampler grid for the first denoiser,
-    # DPM-Solver++ 20 steps (and DDPM) with and without guidance for the others; DDPM shortened to 100 steps.
+    # CPU: every denoiser (CPU-sized) trained at one budget with configs/quickstart.yaml's settings; the whole
+    # sampler grid for PVCNN, DPM-Solver++ 20 steps with and without guidance for the others; DDPM shortened to 100.
     "quick": Settings(
-        num_points=512, test_scans=32, train_scans=160, train_steps=800, batch_size=16, model_source="quickstart",
+        num_points=512, test_scans=32, train_scans=160, train_steps=1500, batch_size=8, model_source="quickstart",
         ddpm_steps=100, steps=(10, 20, 50), guidance=2.0, full_grid_denoisers=("pvcnn",),
         reduced_grid=("dpm++:20",), emd_rows="key", num_keypoints=16,
     ),
@@ -210,8 +210,10 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
     parser.add_argument("--mode", choices=sorted(MODES), default="quick")
     parser.add_argument("--device", default="cpu", help="training and sampling device (cpu, cuda)")
     parser.add_argument("--precision", default="32-true", help="Lightning precision for training (e.g. bf16-mixed on a GPU)")
-    parser.add_argument("--checkpoint", action="append", default=[], metavar="DENOISER=PATH",
-                        help="evaluate this PointDiffusion checkpoint instead of training that denoiser (repeatable)")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
+                        help="evaluate this PointDiffusion checkpoint instead of training the denoiser NAME, or, for "
+                             "another NAME (e.g. quickstart=outputs/quickstart/last.ckpt), as an extra model on the "
+                             "reduced grid (repeatable)")
     parser.add_argument("--save-checkpoints", type=Path, default=None,
                         help="folder to save each trained model's Lightning checkpoint in (<denoiser>.ckpt)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="data-module cache (default $PCDIFF_CACHE or ~/.cache/pcdiff)")
@@ -264,10 +266,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     quiet_lightning()
     started = time.perf_counter()
+    hardware = hardware_info()  # before Lightning touches the thread count
     checkpoints = dict(spec.split("=", 1) for spec in args.checkpoint)
-    bad = set(checkpoints) - set(s.denoisers)
-    if bad:
-        raise SystemExit(f"--checkpoint: {sorted(bad)} not among --denoisers {s.denoisers}")
+    missing = [path for path in checkpoints.values() if not Path(path).is_file()]
+    if missing:
+        raise SystemExit(f"--checkpoint: no such file {missing}")
+    # a checkpoint named after a denoiser replaces its training; any other name is evaluated as an extra model
+    models = [*s.denoisers, *(k for k in checkpoints if k not in s.denoisers)]
 
     # ---- data: held-out test spines, un-augmented training scans (retrieval bank), floor draws
     with timer() as t_data:
@@ -301,14 +306,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # ---- generators
     training: dict[str, dict[str, Any]] = {}
     samples_for_plot: dict[str, torch.Tensor] = {}
-    for name in s.denoisers:
+    for name in models:
         if name in checkpoints:
             from pcdiff.diffusion.module import PointDiffusion
 
             module = PointDiffusion.load_from_checkpoint(checkpoints[name], map_location="cpu").eval()
             _check_checkpoint(module, s, checkpoints[name])
-            training[name] = {"checkpoint": checkpoints[name], "train_s": None,
-                              "parameters": sum(p.numel() for p in module.denoiser.parameters())}
+            ckpt = Path(checkpoints[name])
+            training[name] = {"checkpoint": str(ckpt), "train_s": None, "checkpoint_mtime": time.ctime(ckpt.stat().st_mtime),
+                              "parameters": sum(p.numel() for p in module.denoiser.parameters()),
+                              "model": {k: module.hparams[k] for k in ("denoiser", "denoiser_kwargs", "prediction_type",
+                                                                      "lr", "ema_decay", "num_points")}}
         else:
             model_kwargs, clip, config = model_settings(name, s.model_source)
             module, train_s = train_point_diffusion(
@@ -333,7 +341,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      row["chamfer_mm_mean"], row["1-NNA-CD"])
 
     payload = {
-        "benchmark": "fidelity", "mode": args.mode, "command": command_line(), "hardware": hardware_info(),
+        "benchmark": "fidelity", "mode": args.mode, "command": command_line(), "hardware": hardware,
         "settings": dataclasses.asdict(s), "device": args.device, "training": training,
         "data_s": t_data["s"], "rows": rows,
     }
@@ -394,7 +402,7 @@ def render_markdown(p: dict[str, Any]) -> str:
         f"{s['train_scans']} training scans); conditioning: ESL, {s['num_keypoints']} keypoints, normalised spine frame.  ",
         f"Training budget (every denoiser): {s['train_steps']} steps x batch {s['batch_size']} x {s['num_points']} points; "
         + ("model settings (schedule, AdamW lr, warm-up, EMA, condition dropout, gradient clipping) of "
-           "configs/quickstart.yaml for all three, its PVCNN, CPU-sized PointNet++ and transformer"
+           "configs/quickstart.yaml for all three, with CPU-sized denoisers (below)"
            if s["model_source"] == "quickstart" else "model settings of configs/<denoiser>.yaml") + ".  ",
         f"Samplers: DDPM {s['ddpm_steps']} steps" + (" (shortened from 1000 in this mode)" if s["ddpm_steps"] < 1000 else "")
         + f", DDIM and DPM-Solver++ at {'/'.join(map(str, s['steps']))} steps; guidance w = 1 (off) and {s['guidance']:g}.",

@@ -85,8 +85,8 @@ class Settings:
 
 
 MODES: dict[str, Settings] = {
-    "quick": Settings(num_points=512, folds=5, train_steps=150, pretrain_steps=800, pretrain_scans=160, batch_size=16,
-                      model_source="quickstart", finetune_lr=3e-4, finetune_warmup=15, sampler="dpm++",
+    "quick": Settings(num_points=512, folds=5, train_steps=200, pretrain_steps=1500, pretrain_scans=160, batch_size=8,
+                      model_source="quickstart", finetune_lr=5e-4, finetune_warmup=20, sampler="dpm++",
                       sampler_steps=20, samples=2),
     "full": Settings(num_points=2048, folds=5, train_steps=2000, pretrain_steps=20000, pretrain_scans=1000,
                      batch_size=16, model_source="configs", finetune_lr=5e-5, finetune_warmup=100, sampler="dpm++",
@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     quiet_lightning()
     started = time.perf_counter()
+    hardware = hardware_info()  # before Lightning touches the thread count
     from pcdiff.data.pcdare import read_pcdare
 
     scans = read_pcdare(args.src, skip_invalid=True)
@@ -232,7 +233,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     summary = summarize_rows(per_subject, pooled)
     payload = {
-        "benchmark": "real_conditioning", "mode": args.mode, "command": command_line(), "hardware": hardware_info(),
+        "benchmark": "real_conditioning", "mode": args.mode, "command": command_line(), "hardware": hardware,
         "settings": dataclasses.asdict(s), "line": args.line, "src": str(args.src), "device": args.device,
         "init": None if init is None else str(init), "init_kind": "given" if args.init else ("phantom pre-training" if init else "none"),
         "pretrain_s": pretrain_s, "model_config": str(config), "model": fresh_kwargs, "gradient_clip_val": clip,
