@@ -22,11 +22,15 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Unit tests and the notebooks (executed headless with nbmake) in one run.
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --nbmake --nbmake-timeout=300 tests notebooks
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q -m "" -p no:cacheprovider
+	$(PY) -m pytest -q -m "" -p no:cacheprovider --nbmake --nbmake-timeout=300 tests notebooks
+
+notebooks: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider --nbmake --nbmake-timeout=300 notebooks
 
 demo: $(STAMP)
 	$(PY) -m pcdiff.data.synth --out outputs/phantom --n 200 --seed 0 --points 4096 --overwrite
