@@ -5,7 +5,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial import cKDTree
 
-from pcdiff.metrics import chamfer_distance, fscore, pairwise_chamfer
+from pcdiff.metrics import chamfer_distance, fscore, pairwise_chamfer, pairwise_nearest_means
+from pcdiff.metrics._grid_nn import build_grids, directed_sums
+from pcdiff.metrics._numba import is_numba_available
 from op_testing import DEVICES, random_clouds
 
 
@@ -65,3 +67,50 @@ def test_fscore_on_hand_made_case():
     assert fscore(x, y + 100, threshold=1.0)["fscore"].item() == 0.0
     with pytest.raises(ValueError, match="threshold must be > 0"):
         fscore(x, y, threshold=0)
+
+
+NEEDS_NUMBA = pytest.mark.skipif(not is_numba_available(), reason="numba is not installed: the KD-tree path is used")
+
+
+def _grid_nearest(points: np.ndarray, queries: np.ndarray, kernel=directed_sums) -> float:
+    grids = build_grids(points, np.array([0, len(points)]))
+    flat = np.ascontiguousarray(queries)
+    one = np.zeros(1, dtype=np.int64)
+    return kernel(flat, np.array([0, len(flat)]), grids, one, one, one, np.array([len(flat)]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    m=st.integers(1, 80),
+    seed=st.integers(0, 2**16),
+    flat_axis=st.sampled_from([None, 0, 1, 2]),
+    spread=st.sampled_from([1e-3, 1.0, 50.0]),
+    far=st.sampled_from([0.0, 10.0]),
+)
+def test_grid_nearest_neighbours_match_kdtree(m, seed, flat_axis, spread, far):
+    rng = np.random.default_rng(seed)
+    points = rng.normal(size=(m, 3)) * rng.uniform(0.01, 1.0, size=3) * spread
+    if flat_axis is not None:  # a planar cloud: one degenerate grid axis
+        points[:, flat_axis] = 0.0
+    points[: m // 3] = points[0]  # duplicates
+    queries = rng.normal(size=(64, 3)) * spread + far * spread  # some far outside the grid
+    d = cKDTree(points).query(queries)[0]
+    sq, plain = _grid_nearest(points, queries)
+    assert sq[0] == pytest.approx((d**2).sum(), rel=1e-10, abs=1e-12)
+    assert plain[0] == pytest.approx(d.sum(), rel=1e-10, abs=1e-12)
+
+
+@NEEDS_NUMBA
+def test_grid_kernel_compiled_and_interpreted_agree():
+    rng = np.random.default_rng(0)
+    points, queries = rng.normal(size=(30, 3)), rng.normal(size=(10, 3))
+    np.testing.assert_allclose(_grid_nearest(points, queries), _grid_nearest(points, queries, directed_sums.py_func))
+
+
+@NEEDS_NUMBA
+def test_grid_backend_matches_kdtree_backend():
+    xs, ys = random_clouds(5, 4, 70, 3, dtype=torch.float64), random_clouds(6, 3, 50, 3, dtype=torch.float64) * 3
+    for got, ref in zip(pairwise_nearest_means(xs, ys, backend="grid"), pairwise_nearest_means(xs, ys, backend="kdtree")):
+        torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="3-D points"):
+        pairwise_nearest_means(random_clouds(0, 2, 5, 2), backend="grid")

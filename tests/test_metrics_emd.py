@@ -3,9 +3,13 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
 from pcdiff.metrics import earth_movers_distance, emd_auction, emd_exact, pairwise_emd
+from pcdiff.metrics._auction import auction, pair_cost
+from pcdiff.metrics._numba import is_numba_available
 from op_testing import DEVICES, random_clouds
 
 
@@ -67,3 +71,51 @@ def test_emd_errors():
         emd_exact(torch.zeros(1, 4, 3), torch.zeros(1, 5, 3))
     with pytest.raises(ValueError, match="method must be"):
         earth_movers_distance(torch.zeros(1, 4, 3), torch.zeros(1, 4, 3), method="sinkhorn")
+
+
+NEEDS_NUMBA = pytest.mark.skipif(not is_numba_available(), reason="numba is not installed: the NumPy auction is used")
+
+
+def _lsa_sum(cost: np.ndarray) -> float:
+    r, c = linear_sum_assignment(cost)
+    return float(cost[r, c].sum())
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 40), seed=st.integers(0, 2**16), shift=st.sampled_from([0.0, 0.3, 3.0]), squared=st.booleans())
+def test_compiled_auction_certified_against_linear_sum_assignment(n, seed, shift, squared):
+    x, y = random_clouds(seed, n, 3).double().numpy(), random_clouds(seed + 1, n, 3).double().numpy() + shift
+    cost = pair_cost(x, y, squared)
+    person, primal, dual, _ = auction(cost, 1e-2, 4.0, -1)
+    exact = _lsa_sum(cost)
+    assert sorted(person.tolist()) == list(range(n))  # a permutation
+    assert primal == pytest.approx(cost[np.arange(n), person].sum())
+    assert dual <= exact * (1 + 1e-9) + 1e-9 and exact <= primal * (1 + 1e-9) + 1e-9  # the bounds bracket it
+    assert primal - exact <= 1e-2 * exact + 1e-9  # the certified tolerance, relative to the optimum
+
+
+@NEEDS_NUMBA
+def test_compiled_and_interpreted_auction_agree():
+    x, y = random_clouds(11, 12, 3).double().numpy(), random_clouds(12, 12, 3).double().numpy()
+    cost = pair_cost(x, y, False)
+    compiled = auction(cost, 1e-3, 4.0, -1)
+    interpreted = auction.py_func(pair_cost.py_func(x, y, False), 1e-3, 4.0, -1)
+    np.testing.assert_array_equal(compiled[0], interpreted[0])
+    assert compiled[1:] == pytest.approx(interpreted[1:], rel=1e-12)
+
+
+def test_compiled_auction_on_identical_clouds_stops_at_zero():
+    x = random_clouds(13, 50, 3).double().numpy()
+    person, primal, dual, _ = auction(pair_cost(x, x, False), 1e-2, 4.0, -1)
+    assert primal == 0.0 and person.tolist() == list(range(50))
+
+
+@NEEDS_NUMBA
+def test_numba_and_numpy_bidding_agree_within_the_certificate():
+    x, y = random_clouds(14, 2, 300, 3), random_clouds(15, 2, 300, 3) + 0.5
+    exact = emd_exact(x, y).numpy()
+    for bidding in ("numba", "gauss_seidel"):
+        res = emd_auction(x, y, rel_tol=1e-2, bidding=bidding)
+        got = res.emd.double().numpy()
+        assert np.all(got >= exact * (1 - 1e-6)) and np.all(got <= exact * 1.0101), bidding
+        assert np.all(res.lower_bound.numpy() <= exact * (1 + 1e-6)), bidding

@@ -3,7 +3,17 @@ import pytest
 import torch
 from scipy.spatial.distance import jensenshannon
 
-from pcdiff.metrics import generation_metrics, jsd_between_sets, mmd_cov, normalize_sets, one_nn_accuracy
+from pcdiff.metrics import (
+    generation_metrics,
+    jsd_between_sets,
+    mmd_cov,
+    normalize_sets,
+    one_nn_accuracy,
+    pairwise_chamfer,
+    pairwise_emd,
+)
+from pcdiff.metrics._numba import is_numba_available
+from pcdiff.metrics.bounded_search import chamfer_search, emd_search
 from pcdiff.metrics.generation import DenseDistances, PrunedDistances
 from pcdiff.metrics.jsd import jensen_shannon_divergence
 
@@ -115,3 +125,40 @@ def test_cd_set_metrics_with_different_point_counts_match_pairwise_chamfer():
     assert got["MMD-CD"] == pytest.approx(expected["MMD"]) and got["COV-CD"] == pytest.approx(expected["COV"])
     with pytest.raises(ValueError, match="EMD needs equal point counts"):
         generation_metrics(gen, ref, distances=("emd",))
+
+
+NEEDS_NUMBA = pytest.mark.skipif(not is_numba_available(), reason="numba is not installed: the full searches run")
+
+
+@NEEDS_NUMBA
+@pytest.mark.parametrize("metrics", [("mmd", "cov", "1nna"), ("mmd",), ("cov",), ("1nna",)])
+def test_chamfer_search_gives_the_full_matrix_results(metrics):
+    # shapes spread through space (distances differ a lot between pairs), so the bounds can prune
+    gen = _ellipsoids(12, 10, points=48) + 2 * torch.randn(10, 1, 3, generator=torch.Generator().manual_seed(0))
+    ref = _ellipsoids(13, 9, points=40) + 2 * torch.randn(9, 1, 3, generator=torch.Generator().manual_seed(1))
+    full = generation_metrics(gen, ref, distances=("cd",), metrics=metrics, cd_search="full")
+    pruned = generation_metrics(gen, ref, distances=("cd",), metrics=metrics, cd_search="pruned")
+    assert pruned == pytest.approx(full, rel=1e-12)
+    found = chamfer_search([*gen, *ref], 10, metrics)
+    assert 0 < found.work < 1  # fewer nearest-neighbour queries than the full matrix
+    kept = torch.isfinite(found.matrix)
+    torch.testing.assert_close(found.matrix[kept], _union_matrix(
+        pairwise_chamfer(gen, ref), pairwise_chamfer(gen), pairwise_chamfer(ref))[kept])  # fmt: skip
+
+
+@NEEDS_NUMBA
+def test_bounded_emd_search_exact_and_certified_modes():
+    gen = _ellipsoids(14, 7, points=40) + torch.randn(7, 1, 3, generator=torch.Generator().manual_seed(2))
+    ref = _ellipsoids(15, 7, points=40) + torch.randn(7, 1, 3, generator=torch.Generator().manual_seed(3))
+    union = torch.cat([gen, ref])
+    exact = pairwise_emd(union, method="exact")
+    expected = {**mmd_cov(DenseDistances(exact), 7, 7), **one_nn_accuracy(DenseDistances(exact), 7, 7)}
+    for mode in (True, False):
+        found = emd_search(union, 7, ("mmd", "cov", "1nna"), exact=mode, rel_tol=1e-2)
+        got = {**mmd_cov(DenseDistances(found.matrix), 7, 7), **one_nn_accuracy(DenseDistances(found.matrix), 7, 7)}
+        kept = torch.isfinite(found.matrix) & (exact > 0)
+        rel = (found.matrix[kept] - exact[kept]) / exact[kept]
+        assert bool((rel >= -1e-9).all() and (rel <= 1e-2).all())  # every reported value certified
+        assert got.pop("MMD") == pytest.approx(expected["MMD"], rel=1e-12 if mode else 1e-2)
+        assert got == pytest.approx({k: v for k, v in expected.items() if k != "MMD"})  # exact winners
+        assert found.work < 14 * 13 / 2 and found.pairs["exact"] < (14 * 13 / 2 if mode else 14)

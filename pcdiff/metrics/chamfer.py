@@ -24,8 +24,12 @@ from tqdm.auto import tqdm
 from pcdiff.ops import knn_points
 from pcdiff.ops._checks import check_points
 
+from ._grid_nn import build_grids, directed_sums
+from ._numba import is_numba_available
+
 Reduction = Literal["sum", "mean"]
 Backend = Literal["auto", "kdtree", "torch"]
+PairwiseBackend = Literal["auto", "grid", "kdtree", "torch"]
 
 
 def nearest_distances(
@@ -91,7 +95,7 @@ def pairwise_nearest_means(
     xs: torch.Tensor,
     ys: torch.Tensor | None = None,
     *,
-    backend: Backend = "auto",
+    backend: PairwiseBackend = "auto",
     pairs_per_batch: int = 16,
     progress: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,10 +107,11 @@ def pairwise_nearest_means(
     Args:
         xs: (S1, N, D) clouds.
         ys: (S2, M, D) clouds, or ``None`` for ``xs`` against itself.
-        backend: ``"kdtree"`` (scipy cKDTree, one tree per cloud of ``ys`` queried with all points of
-            ``xs`` at once, ``torch.get_num_threads()`` workers) is the fast path on CPU; ``"torch"``
+        backend: ``"grid"`` (numba, one uniform grid per cloud, all pairs in one compiled call; 3-D
+            only) is the fast path on CPU, ~3x fewer seconds per query than ``"kdtree"`` (scipy cKDTree,
+            one tree per cloud of ``ys`` queried with all points of ``xs`` at once); ``"torch"``
             (batched brute force through :func:`pcdiff.ops.knn_points`) is the fast path on a GPU.
-            ``"auto"`` picks by the device of ``xs``.
+            ``"auto"``: torch on CUDA, else grid when numba is installed and D = 3, else kdtree.
         pairs_per_batch: cloud pairs per brute-force batch (``"torch"`` only).
         progress: show a tqdm bar.
 
@@ -117,12 +122,14 @@ def pairwise_nearest_means(
     ys = xs if ys is None else ys
     check_points("ys", ys, dim=xs.shape[-1])
     if backend == "auto":
-        backend = "torch" if xs.is_cuda else "kdtree"
+        backend = "torch" if xs.is_cuda else "grid" if is_numba_available() and xs.shape[-1] == 3 else "kdtree"
+    if backend == "grid":
+        return _directed_grid(xs, ys)
     if backend == "kdtree":
         return _directed_kdtree(xs, ys, progress)
     if backend == "torch":
         return _directed_torch(xs, ys, pairs_per_batch, progress)
-    raise ValueError(f"pairwise chamfer: backend must be 'auto', 'kdtree' or 'torch', got {backend!r}")
+    raise ValueError(f"pairwise chamfer: backend must be 'auto', 'grid', 'kdtree' or 'torch', got {backend!r}")
 
 
 def pairwise_chamfer(
@@ -131,7 +138,7 @@ def pairwise_chamfer(
     *,
     squared: bool = True,
     reduction: Reduction = "sum",
-    backend: Backend = "auto",
+    backend: PairwiseBackend = "auto",
     progress: bool = False,
 ) -> torch.Tensor:
     """Chamfer distance between every cloud of ``xs`` (S1, N, D) and every cloud of ``ys`` (S2, M, D)
@@ -144,6 +151,24 @@ def pairwise_chamfer(
     bwd = fwd.T if ys is None else pairwise_nearest_means(ys, xs, backend=backend, progress=progress)[0 if squared else 1].T
     total = fwd + bwd
     return total if reduction == "sum" else total / 2
+
+
+def flatten_clouds(clouds: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(S, N, 3) tensor -> contiguous float64 points (S * N, 3) and cloud offsets (S + 1,) for the grid kernels."""
+    pts = np.ascontiguousarray(clouds.detach().cpu().double().numpy().reshape(-1, 3))
+    return pts, np.arange(clouds.shape[0] + 1, dtype=np.int64) * clouds.shape[1]
+
+
+def _directed_grid(xs: torch.Tensor, ys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if xs.shape[-1] != 3:
+        raise ValueError(f"pairwise chamfer: backend 'grid' needs 3-D points, got D={xs.shape[-1]}")
+    if not is_numba_available():
+        raise ImportError("pairwise chamfer: backend 'grid' needs numba (pip install numba); use 'kdtree'")
+    (qx, qoff), (py, poff) = flatten_clouds(xs), flatten_clouds(ys)
+    s1, s2, n = xs.shape[0], ys.shape[0], xs.shape[1]
+    src, dst = (a.ravel() for a in np.meshgrid(np.arange(s1), np.arange(s2), indexing="ij"))
+    sq, plain = directed_sums(qx, qoff, build_grids(py, poff), src, dst, np.zeros_like(src), np.full_like(src, n))
+    return torch.from_numpy(sq.reshape(s1, s2) / n), torch.from_numpy(plain.reshape(s1, s2) / n)
 
 
 def _directed_kdtree(xs: torch.Tensor, ys: torch.Tensor, progress: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,7 +13,12 @@ d is the squared-sum Chamfer of :mod:`pcdiff.metrics.chamfer` (``CD``) or the me
 of :mod:`pcdiff.metrics.emd` (``EMD``). Normalisation happens before, in
 :mod:`pcdiff.metrics.normalization`.
 
-EMD search: every Chamfer pair costs ~1 ms with KD-trees, but an exact EMD pair costs ~0.5 s, and the
+Search: the three metrics need only nearest neighbours. With numba installed, ``cd_search="pruned"`` and
+``emd_search="pruned"`` use the certified interval searches of :mod:`pcdiff.metrics.bounded_search`
+(CD: exact, partial sums as lower bounds; EMD: cheap bounds, then auction bounds, the reported values
+exact or within ``emd_rel_tol`` with exact nearest neighbours). Without numba the older searches below run.
+
+EMD search without numba: every Chamfer pair costs ~1 ms with KD-trees, but an exact EMD pair costs ~0.5 s, and the
 three metrics need about ``(|G| + |R|)^2 / 2`` pairs. They only need *nearest neighbours*, though, and
 ``EMD(x, y) >= max(mean_i min_j |x_i - y_j|, mean_j min_i |y_j - x_i|, |mean(x) - mean(y)|)`` (every
 matched distance is at least the nearest-neighbour distance; Jensen for the centroids). So
@@ -33,6 +38,9 @@ from tqdm.auto import tqdm
 
 from pcdiff.ops._checks import check_points
 
+from ._numba import is_numba_available
+from .bounded_search import chamfer_search
+from .bounded_search import emd_search as bounded_emd_search
 from .chamfer import pairwise_nearest_means
 from .emd import Method, earth_movers_distance, pairwise_emd
 
@@ -151,6 +159,7 @@ def generation_metrics(
     emd_search: Literal["pruned", "full"] = "pruned",
     emd_rel_tol: float = 1e-2,
     progress: bool = False,
+    cd_search: Literal["auto", "pruned", "full"] = "auto",
 ) -> dict[str, float]:
     """MMD, COV and 1-NNA of ``generated`` (G, N, 3) against ``reference`` (R, N, 3) with CD and/or EMD.
 
@@ -160,8 +169,12 @@ def generation_metrics(
         distances: which cloud distances to use.
         metrics: which of MMD / COV / 1-NNA to compute.
         emd_method: ``"exact"`` (assignment solver) or ``"auction"`` (certified within ``emd_rel_tol``).
-        emd_search: ``"pruned"`` lower-bound search (exact result, few EMDs) or ``"full"`` matrix.
+        emd_search: ``"pruned"`` lower-bound search (with numba: the interval search of
+            :func:`pcdiff.metrics.bounded_search.emd_search`; nearest neighbours exact, MMD exact or within
+            ``emd_rel_tol``) or ``"full"`` matrix.
         progress: tqdm bars.
+        cd_search: ``"pruned"`` (:func:`pcdiff.metrics.bounded_search.chamfer_search`, exact, needs numba
+            and 3-D points), ``"full"`` (the whole matrix) or ``"auto"``: pruned when numba is installed.
 
     Returns:
         ``{"MMD-CD": ..., "COV-CD": ..., "1-NNA-CD": ..., "1-NNA-CD-gen": ..., ..., "EMD-pairs": n}``;
@@ -175,6 +188,26 @@ def generation_metrics(
         raise ValueError(f"generation_metrics: unknown distances/metrics {sorted(unknown)}")
     g, r = generated.shape[0], reference.shape[0]
     results: dict[str, float] = {}
+    if cd_search == "auto":
+        cd_search = "pruned" if is_numba_available() else "full"
+    if cd_search not in ("pruned", "full"):
+        raise ValueError(f"cd_search must be 'auto', 'pruned' or 'full', got {cd_search!r}")
+    if "cd" in distances and cd_search == "pruned":
+        if not is_numba_available():
+            raise ImportError("generation_metrics: cd_search='pruned' needs numba (pip install numba); use 'full'")
+        found = chamfer_search([*generated, *reference], g, metrics)
+        results.update(_set_metrics(DenseDistances(found.matrix), g, r, metrics, "CD", progress))
+        distances = [d for d in distances if d != "cd"]
+    if emd_method not in ("exact", "auction"):
+        raise ValueError(f"EMD method must be 'auction' or 'exact', got {emd_method!r}")
+    bounded = "emd" in distances and emd_search == "pruned" and is_numba_available()
+    if "emd" in distances and emd_search == "pruned" and bounded and generated.shape[1] == reference.shape[1]:
+        found = bounded_emd_search(
+            torch.cat([generated, reference]), g, metrics, exact=emd_method == "exact", rel_tol=emd_rel_tol
+        )
+        results.update(_set_metrics(DenseDistances(found.matrix), g, r, metrics, "EMD", progress))
+        results["EMD-pairs"] = found.work
+        distances = [d for d in distances if d != "emd"]
     if "cd" in distances or ("emd" in distances and emd_search == "pruned"):
         if generated.shape[1] == reference.shape[1]:
             union = torch.cat([generated, reference])
