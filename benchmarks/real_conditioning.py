@@ -85,7 +85,7 @@ class Settings:
 
 
 MODES: dict[str, Settings] = {
-    "quick": Settings(num_points=512, folds=5, train_steps=200, pretrain_steps=1500, pretrain_scans=160, batch_size=8,
+    "quick": Settings(num_points=512, folds=5, train_steps=120, pretrain_steps=800, pretrain_scans=160, batch_size=8,
                       model_source="quickstart", finetune_lr=5e-4, finetune_warmup=20, sampler="dpm++",
                       sampler_steps=20, samples=2),
     "full": Settings(num_points=2048, folds=5, train_steps=2000, pretrain_steps=20000, pretrain_scans=1000,
