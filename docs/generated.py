@@ -1,0 +1,32 @@
+"""Draw docs/generated.png: generated backs for a straight spine and a 40 deg thoracic curve, beside phantom
+scans for the same spines (what the model was trained to imitate).
+
+    python -m pcdiff.generate --checkpoint outputs/quickstart/last.ckpt --cobb 0 40 --curve-type thoracic \
+        --num-points 2048 --out outputs/generated --seed 0
+    python docs/generated.py outputs/generated docs/generated.png
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pcdiff.data.io import read_subject
+from pcdiff.data.phantom import SpineParams, generate_phantom
+from pcdiff.viz import save_point_cloud_figure
+
+
+def main(generated: Path, out: Path) -> None:
+    clouds, titles = [], []
+    for cobb in (0, 40):
+        scan = read_subject(generated / f"cobb{cobb}p0_curve_typethoracic")
+        phantom = generate_phantom(0, num_points=len(scan.points), params=SpineParams(cobb_deg=float(cobb), curve_type="thoracic"))
+        clouds += [scan, phantom]
+        label = "straight spine" if cobb == 0 else "40° thoracic"
+        titles += [f"generated, {label}", f"phantom, {label}"]
+    save_point_cloud_figure(out, clouds, titles=titles, views=("back", "side"), clouds_per_row=2, dpi=90)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]))
