@@ -429,7 +429,7 @@ def study_table(res: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
                 if vals:
                     a[key], a[key + "_sd"] = float(np.mean(vals)), float(np.std(vals))
             agg.append(a)
-    lines = [f"Test set: {res['n_test']} scans from {res['source']} (phantom {res.get('phantom_version', '?')}; "
+    lines = [f"Test set: {res['n_test']} scans from {res['source']} (phantom {res['settings']['extra'].get('phantom_version', '?')}; "
              f"{res['test_n_large']} with true-line Cobb >= "
              f"the large-curve threshold). Synthetic scans: **{res['synthetic_source']}**. Mean ± SD over seeds.", "",
              *_quality_lines(res),
@@ -476,7 +476,7 @@ _FOLD_COLS = (("rms_mm", "ISL RMS mm"), ("max_mm", "ISL max mm"), ("lateral_rms_
 def folds_table(res: dict[str, Any]) -> str:
     ref = res["reference"]
     lines = [f"{res['n_subjects']} real subjects ({res['source']}), {res['folds']} subject-wise folds; phantoms: "
-             f"{res['phantoms']}. Mean ± SD over seeds (per-seed values pool all held-out subjects); "
+             f"{res['phantoms']} (phantom {res['settings']['extra'].get('phantom_version', '?')}). Mean ± SD over seeds (per-seed values pool all held-out subjects); "
              "'fold SD' is the spread of the per-fold RMS.",
              f"Reference: the Cobb of the *true* ISL vs the clinical Cobb: MAE {ref['true_isl_cobb_vs_clinical_mae_deg']:.1f} deg, "
              f"r = {ref['true_isl_cobb_vs_clinical_r']:.2f}.", "",
@@ -548,6 +548,7 @@ def main(argv: list[str] | None = None) -> Path:
     for noisy in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     args, s = parse_args(argv)
+    s.extra["phantom_version"] = DEFAULT_VERSION
     tag = args.tag or ("quick" if args.quick else "full")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -555,18 +556,18 @@ def main(argv: list[str] | None = None) -> Path:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     if args.folds:
         res = folds(args, s)
+        res["settings"] = asdict(s)
         stem = out / f"augmentation_folds_{tag}"
         table = folds_table(res)
         folds_plot(res, stem.with_suffix(".png"))
     else:
         res = study(args, s)
+        res["settings"] = asdict(s)
         stem = out / f"augmentation_{tag}"
         agg, table = study_table(res)
         res["aggregate"] = agg
         study_plot(agg, stem.with_suffix(".png"), f"Estimator ({s.line.upper()}) test error vs real training size; "
                    f"synthetic = {res['synthetic_source']}")
-    res["settings"] = asdict(s)
-    res["phantom_version"] = DEFAULT_VERSION
     res["seconds"] = time.time() - t0
     res["command"] = "python benchmarks/augmentation.py " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
     stem.with_suffix(".json").write_text(json.dumps(res, indent=1, default=float))
