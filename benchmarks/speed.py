@@ -195,7 +195,9 @@ def _in_fresh_process(fn, *args, **kwargs) -> dict[str, Any]:  # noqa: ANN001
     return row
 
 
-def run(quick: bool, train_steps: int, denoisers: tuple[str, ...]) -> dict[str, Any]:
+def run(quick: bool, train_steps: int, denoisers: tuple[str, ...], scaling_denoisers: tuple[str, ...],
+        save: Any = None) -> dict[str, Any]:  # noqa: ANN401
+    """Measure every section; ``save(rows)`` is called after each row (partial results survive an interruption)."""
     precisions = ["32-true", "bf16-mixed"] if torch.cuda.is_available() else ["32-true"]
     train_batch = 4 if quick else 32
     rows: dict[str, list[dict[str, Any]]] = {"train": [], "sampling": [], "points": [], "batch": []}
@@ -203,6 +205,8 @@ def run(quick: bool, train_steps: int, denoisers: tuple[str, ...]) -> dict[str, 
     def log(section: str, row: dict[str, Any]) -> None:
         rows[section].append(row)
         print(section, {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+        if save is not None:
+            save(rows)
 
     for name in denoisers:
         for precision in precisions:
@@ -217,7 +221,7 @@ def run(quick: bool, train_steps: int, denoisers: tuple[str, ...]) -> dict[str, 
     for name in denoisers[1:]:
         log("sampling", _in_fresh_process(measure_sampling, name, quick, "dpm++", 20, sample_batch, 2048))
 
-    for name in denoisers:
+    for name in scaling_denoisers:
         for points in (1024, 2048, 4096, 8192):
             row = _in_fresh_process(measure_training, name, quick, train_batch, points, train_steps)
             row.update({k: v for k, v in _in_fresh_process(measure_sampling, name, quick, "dpm++", 2, train_batch, points).items()
@@ -243,10 +247,12 @@ def to_markdown(rows: dict[str, list[dict[str, Any]]], meta: dict[str, Any]) -> 
                    ("peak_rss_MB", "peak RSS MB", ".0f")]
     scale_cols = [c for c in train_cols if c[0] != "precision"] + [("ms_per_eval_per_scan", "sampling ms / eval / scan", ".2f")]
     hw = meta["hardware"]
+    status = "" if meta.get("complete") else " (PARTIAL: the run was interrupted or is still running)"
     return "\n\n".join([
-        f"# Speed ({'quick, CPU-sized denoisers' if meta['quick'] else 'full, configs/*.yaml denoisers'})",
+        f"# Speed ({'quick, CPU-sized denoisers' if meta['quick'] else 'full, configs/*.yaml denoisers'}){status}",
         f"Command: `{meta['command']}`  \nHardware: {hw.get('gpu', hw['processor'])}, {hw['cpu_count']} CPUs, "
-        f"torch {hw['torch']} ({hw['torch_threads']} threads), load average at start {hw.get('load_average_at_start')}. "
+        f"torch {hw['torch']} ({hw['torch_threads']} threads), load average at start {hw.get('load_average_at_start')}, "
+        f"last {meta.get('load_average_now')} (a shared machine: other jobs ran alongside). "
         f"Training: median of {meta['train_steps']} steps after 2 warm-up steps, synthetic sheet-like backs.",
         "## Training throughput at 2048 points", markdown_table(rows["train"], train_cols),
         "## Sampling time per scan (2048 points)", markdown_table(rows["sampling"], sample_cols),
@@ -260,14 +266,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="CPU-sized denoisers and sizes")
     parser.add_argument("--train-steps", type=int, default=None, help="timed training steps per row (default 3 quick, 20 full)")
     parser.add_argument("--denoisers", nargs="+", default=list(DENOISERS), choices=DENOISERS)
+    parser.add_argument("--scaling-denoisers", nargs="+", choices=DENOISERS,
+                        help="denoisers of the points/batch scaling sections (default: all; --quick: pvcnn)")
     args = parser.parse_args()
     steps = args.train_steps or (3 if args.quick else 20)
+    scaling = tuple(args.scaling_denoisers or (["pvcnn"] if args.quick else args.denoisers))
     meta = {"quick": args.quick, "train_steps": steps, "command": command_line(), "hardware": hardware_info(),
-            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-    rows = run(args.quick, steps, tuple(args.denoisers))
-    meta["load_average_at_end"] = list(os.getloadavg())
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "complete": False}
     stem = "speed_quick" if args.quick else "speed"
-    js, md = write_results(stem, {"meta": meta, **rows}, to_markdown(rows, meta))
+
+    def save(rows: dict[str, list[dict[str, Any]]]) -> tuple[Path, Path]:
+        meta["load_average_now"] = [round(x, 2) for x in os.getloadavg()]
+        return write_results(stem, {"meta": meta, **rows}, to_markdown(rows, meta))
+
+    rows = run(args.quick, steps, tuple(args.denoisers), scaling, save)
+    meta["complete"] = True
+    js, md = save(rows)
     print(f"wrote {js} and {md}")
 
 
