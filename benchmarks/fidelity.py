@@ -337,19 +337,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             rows.append({"kind": "generator", "denoiser": name, "sampler": sampler, "steps": steps, "guidance": w,
                          "sample_s_per_scan": secs / len(test.names), **row})
             samples_for_plot.setdefault(name, backs)
+            _write(args, s, hardware, training, t_data["s"], rows, started, complete=False)
             log.info("%-28s %6.2f s/scan  paired CD %.2f mm  1-NNA-CD %.1f%%", row["row"], secs / len(test.names),
                      row["chamfer_mm_mean"], row["1-NNA-CD"])
 
-    payload = {
-        "benchmark": "fidelity", "mode": args.mode, "command": command_line(), "hardware": hardware,
-        "settings": dataclasses.asdict(s), "device": args.device, "training": training,
-        "data_s": t_data["s"], "rows": rows,
-    }
-    payload["total_s"] = time.perf_counter() - started
+    payload = _write(args, s, hardware, training, t_data["s"], rows, started, complete=True)
     png = _plot(args.out_dir / f"{args.out_stem}.png", test, floor_points, retrieved, samples_for_plot)
     payload["figure"] = png.name
     write_results(args.out_stem, payload, render_markdown(payload), args.out_dir)
     log.info("wrote %s/%s.{json,md,png} (%.0f s in all)", args.out_dir, args.out_stem, payload["total_s"])
+    return payload
+
+
+def _write(args: argparse.Namespace, s: Settings, hardware: dict[str, Any], training: dict[str, Any], data_s: float,
+           rows: list[dict[str, Any]], started: float, complete: bool) -> dict[str, Any]:
+    """Write the results so far (after every row, so an interrupted run still leaves its finished rows)."""
+    payload = {
+        "benchmark": "fidelity", "mode": args.mode, "command": command_line(), "hardware": hardware,
+        "settings": dataclasses.asdict(s), "device": args.device, "training": training,
+        "data_s": data_s, "rows": rows, "complete": complete, "total_s": time.perf_counter() - started,
+    }
+    write_results(args.out_stem, payload, render_markdown(payload), args.out_dir)
     return payload
 
 
@@ -393,7 +401,7 @@ COLUMNS = [
 def render_markdown(p: dict[str, Any]) -> str:
     s, hw = p["settings"], p["hardware"]
     lines = [
-        f"# Fidelity benchmark ({p['mode']} mode)",
+        f"# Fidelity benchmark ({p['mode']} mode)" + ("" if p["complete"] else " -- INCOMPLETE: the run was still going"),
         "",
         f"Command: `{p['command']}`  ",
         f"Hardware: {hw['platform']}, {hw['cpu_count']} CPUs ({hw['torch_threads']} torch threads), torch {hw['torch']}"
