@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from pcdiff.data.datamodule import ARRAY_KEYS, JITTER_MM, TYPICAL_SPINE_MM, BackScanDataset
+from pcdiff.data.datamodule import ARRAY_KEYS, JITTER_MM, TYPICAL_SPINE_MM, BackScanDataset, stack_samples
 from pcdiff.data.io import read_dataset
 from pcdiff.data.phantom import DEFAULT_VERSION, generate_phantom, sample_spine_params, spine_lines
 from pcdiff.data.sample import BackScan
@@ -106,14 +106,7 @@ def prepare(scans: list[BackScan], s: Settings) -> dict[str, Any]:
     pipe = Compose([Normalize("line", line="esl"), ResampleLine(s.num_keypoints, which=s.line),
                     ResamplePoints(s.num_points, "random")])
     rows = [pipe(scan_to_sample(sc), np.random.default_rng([0, _name_seed(sc.name)])) for sc in scans]
-    out: dict[str, Any] = {
-        "points": np.stack([r["points"] for r in rows]).astype(np.float32),
-        "spine": np.stack([r["spine"] for r in rows]).astype(np.float32),
-        "landmarks": np.stack([r["landmarks"] for r in rows]).astype(np.float32),
-        "has_landmarks": np.array([r["has_landmarks"] for r in rows], dtype=bool),
-        "center": np.stack([r["center"] for r in rows]).astype(np.float32),
-        "scale": np.array([r["scale"] for r in rows], dtype=np.float32),
-    }
+    out: dict[str, Any] = stack_samples(rows)
     out["names"] = [sc.name for sc in scans]
     out["cobb_clinical"] = np.array([float(sc.meta.get("cobb", np.nan)) for sc in scans])
     return out

@@ -49,6 +49,22 @@ JITTER_MM = 1.0
 TYPICAL_SPINE_MM = 450.0
 
 
+def stack_samples(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Stack preprocessed samples into the arrays the cache stores.
+
+    Returns ``points`` (S, N, 3), ``spine`` (S, K, 3), ``landmarks`` (S, 4, 3), ``has_landmarks`` (S,),
+    ``center`` (S, 3) mm and ``scale`` (S,) mm, float32 (bool for ``has_landmarks``).
+    """
+    return {
+        "points": np.stack([r["points"] for r in rows]).astype(np.float32),
+        "spine": np.stack([r["spine"] for r in rows]).astype(np.float32),
+        "landmarks": np.stack([r["landmarks"] for r in rows]).astype(np.float32),
+        "has_landmarks": np.array([r["has_landmarks"] for r in rows], dtype=bool),
+        "center": np.stack([r["center"] for r in rows]).astype(np.float32),
+        "scale": np.array([r["scale"] for r in rows], dtype=np.float32),
+    }
+
+
 def default_cache_dir() -> Path:
     """``$PCDIFF_CACHE`` or ``~/.cache/pcdiff``."""
     return Path(os.environ.get("PCDIFF_CACHE", Path.home() / ".cache" / "pcdiff"))
@@ -261,15 +277,7 @@ class BackScanDataModule(L.LightningDataModule):
                            "\n".join(f"  {p}: {r}" for p, r in skipped))
         if not rows:
             raise ValueError("no subject could be preprocessed")
-        arrays = {
-            "points": np.stack([r["points"] for r in rows]).astype(np.float32),
-            "spine": np.stack([r["spine"] for r in rows]).astype(np.float32),
-            "landmarks": np.stack([r["landmarks"] for r in rows]).astype(np.float32),
-            "has_landmarks": np.array([r["has_landmarks"] for r in rows], dtype=bool),
-            "center": np.stack([r["center"] for r in rows]).astype(np.float32),
-            "scale": np.array([r["scale"] for r in rows], dtype=np.float32),
-        }
-        return arrays, names, subjects, skipped
+        return stack_samples(rows), names, subjects, skipped
 
     # ------------------------------------------------------------------ splits and loaders
 
