@@ -186,6 +186,9 @@ def main() -> None:
     save(res)
     if "emd" in sections:
         emd_section(res, gen, ref, args)
+    elif "emd_large" in sections:  # only the auction search at the target size
+        res["emd_set_metrics"] = {"target_s": 300.0}
+        emd_large(res["emd_set_metrics"], gen, ref, args.emd_large_sets)
     res["machine"]["loadavg_end"] = load()
     write(res)
 
@@ -243,14 +246,17 @@ def emd_section(res: dict, gen: torch.Tensor, ref: torch.Tensor, args: argparse.
     res["emd_set_metrics"] = emd
 
     save(res)
-    L = args.emd_large_sets
+    emd_large(emd, gen, ref, args.emd_large_sets)
+
+
+def emd_large(emd: dict, gen: torch.Tensor, ref: torch.Tensor, L: int) -> None:
+    """The certified auction search on L vs L clouds (the target size), measured."""
     u_l = torch.cat([gen[:L], ref[:L]])
     emd["large_sets"], emd["loadavg_large"] = L, load()
     lg, emd["large_auction_s"] = timed(lambda: emd_search(u_l, L, ALL, exact=False, rel_tol=1e-2), label="emd_large_auction")
     emd["large_pairs_total"], emd["large_pairs_solved"], emd["large_solves"] = (2 * L) * (2 * L - 1) // 2, lg.work, lg.pairs
     emd["large_values"] = dense_metrics(lg.matrix, L, L)
-    emd["meets_target"] = bool(emd["large_auction_s"] < 300.0 and L >= 100 and emd["auction_mmd_rel_error"] < 0.01)
-    res["emd_set_metrics"] = emd
+    emd["meets_target"] = bool(emd["large_auction_s"] < 300.0 and L >= 100 and emd.get("auction_mmd_rel_error", 1.0) < 0.01)
 
 
 def save(res: dict) -> None:
@@ -296,7 +302,16 @@ def write(res: dict) -> None:
         targets.append(f"CD set metrics {s} vs {s} under 30 s: **{'met' if cs['meets_target'] else 'not met'}** "
                        f"({cs['bounded_s']:.1f} s at load {tuple(cs['loadavg'])})")  # fmt: skip
     es = res.get("emd_set_metrics")
-    if es and "large_auction_s" in es:
+    if es and "large_auction_s" in es and "sets" not in es:  # --sections emd_large
+        big = es["large_sets"]
+        lines.append(f"| MMD/COV/1-NNA-EMD, {big} vs {big}, auction (certified 1%) | **{es['large_auction_s']:.0f} s** ({int(es['large_pairs_solved'])} of {es['large_pairs_total']} pairs touched) | | |")
+        notes.append(f"solves per level ({big} vs {big}): {es['large_solves']}")
+        targets.append(
+            f"EMD set metrics 100 vs 100 under 5 min: **{'met' if es['large_auction_s'] < 300 and big >= 100 else 'not met'}** "
+            f"({es['large_auction_s']:.0f} s for {big} vs {big} at load {tuple(es['loadavg_large'])}; the error check vs "
+            "exact is in the full run)"
+        )
+    elif es and "large_auction_s" in es:
         e, big = es["sets"], es["large_sets"]
         lines += [
             f"| MMD/COV/1-NNA-EMD exact, {e} vs {e} | {es['bounded_exact_s']:.0f} s (bounded search, {int(es['bounded_exact_pairs_touched'])} pairs touched) | {es['old_lower_bound_search_exact_s']:.0f} s (previous lower-bound search, {int(es['old_pairs_solved'])} exact solves) | {es['bounded_exact_s'] / es['old_lower_bound_search_exact_s']:.2f} |",
