@@ -263,9 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> list[Path]:
     """Run the CLI; returns the written subject folders of this process."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.num_per_spine < 1 or (args.n is not None and args.n < 1):
-        raise ValueError("--num-per-spine and --n must be >= 1")
+        parser.error("--num-per-spine and --n must be >= 1")
+    for option, path in (("--checkpoint", args.checkpoint), ("--pipeline", args.pipeline)):
+        if path is not None and not Path(path).exists():
+            parser.error(f"{option}: {path} does not exist")
     pipe, defaults = load_pipeline(args.checkpoint, args.pipeline, args.sampler)
     which = pipe.config.line
     requests = spine_requests(args, which)

@@ -80,9 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None
     }
     start = time.perf_counter()
-    folders = write_phantom_dataset(
-        args.out, args.n, args.seed, num_points=args.points, version=args.version, overwrite=args.overwrite, **dist
-    )
+    try:
+        folders = write_phantom_dataset(
+            args.out, args.n, args.seed, num_points=args.points, version=args.version, overwrite=args.overwrite, **dist
+        )
+    except (ValueError, FileExistsError) as exc:  # bad option values or an existing subject without --overwrite
+        parser.error(str(exc))
     elapsed = time.perf_counter() - start
     summary = {"out": str(args.out), "n": len(folders), "seed": args.seed, "points": args.points, "seconds": round(elapsed, 2)}
     print(json.dumps(summary))
