@@ -34,7 +34,7 @@ import dataclasses
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -484,20 +484,30 @@ def read_dataset(
     if not items:
         raise ValueError(f"{root}: no subjects found for layout {layout!r}")
 
+    readers = [job if callable(job) else (lambda e=job: _raise(e)) for _, job in items]
+    result = read_all(readers, root, skip_invalid)
+    _unique_names(result, root)
+    result.sort(key=lambda s: s.name)
+    return result
+
+
+def _raise(exc: Exception) -> BackScan:
+    raise exc
+
+
+def read_all(readers: Iterable[Callable[[], BackScan]], root: Path, skip_invalid: bool) -> ScanList:
+    """Call each reader; with ``skip_invalid`` an :class:`InvalidScanError` is logged and recorded in
+    ``skipped`` instead of raised. Ends with :func:`report_skipped` (summary; error when nothing was read)."""
     result = ScanList()
-    for path, job in items:
+    for read in readers:
         try:
-            if isinstance(job, Exception):
-                raise job
-            result.append(job())
+            result.append(read())
         except InvalidScanError as exc:
             if not skip_invalid:
                 raise
             logger.warning("skipping invalid subject: %s", exc)
             result.skipped.append((exc.path, exc.reason))
     report_skipped(result, root)
-    _unique_names(result, root)
-    result.sort(key=lambda s: s.name)
     return result
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pcdiff.data.io import InvalidScanError, ScanList, read_json, read_point_cloud, report_skipped, write_subject
+from pcdiff.data.io import InvalidScanError, ScanList, read_all, read_json, read_point_cloud, write_subject
 from pcdiff.data.sample import BackScan
 from pcdiff.data.units import UnitsAxesError, check_frame, check_lines_on_surface
 from pcdiff.geometry.polyline import arc_length
@@ -191,16 +191,8 @@ def read_pcdare(src: Path, skip_invalid: bool = True, ids: list[str] | None = No
         if missing:
             raise FileNotFoundError(f"{upright}: no subject folders {sorted(missing)}")
         folders = [p for p in folders if p.name in wanted]
-    result = ScanList()
-    for folder in folders:
-        try:
-            result.append(read_pcdare_subject(folder, cobbs.get(folder.name)))
-        except InvalidScanError as exc:
-            if not skip_invalid:
-                raise
-            logger.warning("skipping invalid subject: %s", exc)
-            result.skipped.append((exc.path, exc.reason))
-    report_skipped(result, src)
+    readers = [lambda f=folder: read_pcdare_subject(f, cobbs.get(f.name)) for folder in folders]
+    result = read_all(readers, src, skip_invalid)
     result.sort(key=lambda s: s.name)
     return result
 
