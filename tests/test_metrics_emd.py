@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
 from pcdiff.metrics import earth_movers_distance, emd_auction, emd_exact, pairwise_emd
-from pcdiff.metrics._auction import auction, pair_cost
+from pcdiff.metrics._auction import auction, pair_cost, resume_auction
 from pcdiff.metrics._numba import is_numba_available
 from op_testing import DEVICES, random_clouds
 
@@ -99,9 +99,34 @@ def test_compiled_and_interpreted_auction_agree():
     x, y = random_clouds(11, 12, 3).double().numpy(), random_clouds(12, 12, 3).double().numpy()
     cost = pair_cost(x, y, False)
     compiled = auction(cost, 1e-3, 4.0, -1)
-    interpreted = auction.py_func(pair_cost.py_func(x, y, False), 1e-3, 4.0, -1)
+    interpreted = resume_auction.py_func(pair_cost.py_func(x, y, False), 1e-3, 4.0, -1, np.zeros(12), np.full(12, -1), -1.0)
     np.testing.assert_array_equal(compiled[0], interpreted[0])
-    assert compiled[1:] == pytest.approx(interpreted[1:], rel=1e-12)
+    assert compiled[1:] == pytest.approx(interpreted[1:4], rel=1e-12)
+
+
+@pytest.mark.parametrize("dim", [2, 3, 4])
+def test_pair_cost_matches_torch_cdist(dim):
+    x, y = random_clouds(3, 30, dim).double(), random_clouds(4, 25, dim).double()
+    for squared in (False, True):
+        expected = torch.cdist(x, y) ** (2 if squared else 1)
+        np.testing.assert_allclose(pair_cost(x.numpy(), y.numpy(), squared), expected.numpy(), rtol=1e-9, atol=1e-12)
+
+
+@NEEDS_NUMBA
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**16), n=st.integers(2, 40), coarse=st.sampled_from([0.5, 0.3, 0.1]))
+def test_resumed_auction_is_certified_like_a_fresh_one(seed, n, coarse):
+    """Stopping at a coarse gap and resuming from the saved prices and matching ends within the tight gap."""
+    x, y = random_clouds(seed, n, 3).double().numpy(), random_clouds(seed + 1, n, 3).double().numpy() + 0.2
+    cost = pair_cost(x, y, False)
+    exact = _lsa_sum(cost)
+    price, person = np.zeros(n), np.full(n, -1)
+    *_, eps = resume_auction(cost, coarse, 4.0, -1, price, person, -1.0)
+    best, primal, dual, _, _ = resume_auction(cost, 1e-3, 4.0, -1, price, person, eps / 4.0)
+    assert sorted(best.tolist()) == list(range(n))
+    assert primal == pytest.approx(cost[np.arange(n), best].sum())
+    assert dual <= exact * (1 + 1e-9) + 1e-9 and exact <= primal * (1 + 1e-9) + 1e-9
+    assert primal - exact <= 1e-3 * exact + 1e-9
 
 
 def test_compiled_auction_on_identical_clouds_stops_at_zero():

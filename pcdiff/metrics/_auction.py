@@ -22,9 +22,22 @@ from ._numba import njit, prange
 
 @njit()
 def pair_cost(x: np.ndarray, y: np.ndarray, squared: bool) -> np.ndarray:
-    """(n, n) float64 ground cost between ``x`` and ``y`` (n, D): Euclidean, or squared Euclidean."""
+    """(n, m) float64 ground cost between ``x`` (n, D) and ``y`` (m, D): Euclidean, or squared Euclidean.
+
+    3-D clouds take an unrolled loop over ``y``'s coordinate columns that LLVM vectorises (about 2.5x
+    faster than the generic loop over ``D``; it dominates a coarse auction's time otherwise).
+    """
     n, m, dim = x.shape[0], y.shape[0], x.shape[1]
     cost = np.empty((n, m))
+    if dim == 3:
+        y0, y1, y2 = np.ascontiguousarray(y[:, 0]), np.ascontiguousarray(y[:, 1]), np.ascontiguousarray(y[:, 2])
+        for i in range(n):
+            a, b, c = x[i, 0], x[i, 1], x[i, 2]
+            row = cost[i]
+            for j in range(m):
+                d = (a - y0[j]) ** 2 + (b - y1[j]) ** 2 + (c - y2[j]) ** 2
+                row[j] = d if squared else math.sqrt(d)
+        return cost
     for i in range(n):
         for j in range(m):
             d = 0.0
@@ -36,23 +49,28 @@ def pair_cost(x: np.ndarray, y: np.ndarray, squared: bool) -> np.ndarray:
 
 
 @njit()
+def row_minimum(row: np.ndarray, price: np.ndarray) -> float:
+    """``min_j (row[j] + price[j])``: a person's best net cost under ``price`` (n,)."""
+    best = np.inf
+    for k in range(row.shape[0]):
+        v = row[k] + price[k]
+        if v < best:
+            best = v
+    return best
+
+
+@njit()
 def dual_bound(cost: np.ndarray, price: np.ndarray) -> float:
     """Lagrangian lower bound ``sum_i min_j (cost[i, j] + price[j]) - sum_j price[j]`` on the optimum."""
-    n = cost.shape[0]
     total = 0.0
-    for i in range(n):
-        best = np.inf
-        for j in range(n):
-            v = cost[i, j] + price[j]
-            if v < best:
-                best = v
-        total += best
+    for i in range(cost.shape[0]):
+        total += row_minimum(cost[i], price)
     return total - price.sum()
 
 
 @njit()
 def auction(cost: np.ndarray, rel_tol: float, eps_factor: float, max_bids: int) -> tuple[np.ndarray, float, float, int]:
-    """Certified near-optimal assignment of the square ``cost`` (n, n) float64.
+    """Certified near-optimal assignment of the square ``cost`` (n, n) float64, from scratch.
 
     Returns ``(assignment (n,) int64 -- person i gets object assignment[i], primal sum, dual lower bound
     on the optimal sum, bids made)``. ``max_bids`` < 0 means no limit; when the limit is hit the last
@@ -60,14 +78,33 @@ def auction(cost: np.ndarray, rel_tol: float, eps_factor: float, max_bids: int) 
     """
     n = cost.shape[0]
     person = np.full(n, -1, dtype=np.int64)
+    best, primal, dual, bids, _ = resume_auction(cost, rel_tol, eps_factor, max_bids, np.zeros(n), person, -1.0)
+    return best, primal, dual, bids
+
+
+@njit()
+def resume_auction(
+    cost: np.ndarray, rel_tol: float, eps_factor: float, max_bids: int, price: np.ndarray, person: np.ndarray, eps: float
+) -> tuple[np.ndarray, float, float, int, float]:
+    """The auction from a given state: ``price`` (n,) float64 and ``person`` (n,) int64 (-1: unassigned)
+    are updated in place, and the first phase runs at ``eps`` (<= 0: the coarse default).
+
+    Any prices are valid, so a state left by an earlier call with a looser ``rel_tol`` continues where it
+    stopped (next phase at ``returned eps / eps_factor``) instead of redoing the coarse phases. Returns
+    ``(best matching found (n,), its primal sum, best dual lower bound, bids, eps of the last phase)``.
+    """
+    n = cost.shape[0]
     if n == 1:
         person[0] = 0
-        return person, cost[0, 0], cost[0, 0], 0
+        return person.copy(), cost[0, 0], cost[0, 0], 0, eps
     owner = np.full(n, -1, dtype=np.int64)
-    price = np.zeros(n)
     queue = np.empty(n, dtype=np.int64)
+    net = np.empty(n)  # each person's best net cost under the current prices
+    for i in range(n):
+        net[i] = row_minimum(cost[i], price)
     scale = cost.sum() + 1e-300
-    eps = cost.mean() / eps_factor  # coarse start, a fraction of a typical cost
+    if eps <= 0:
+        eps = cost.mean() / eps_factor  # coarse start, a fraction of a typical cost
     bids = 0
     primal, dual = np.inf, -np.inf
     best_person = person.copy()
@@ -77,26 +114,21 @@ def auction(cost: np.ndarray, rel_tol: float, eps_factor: float, max_bids: int) 
         size = 0
         for i in range(n):
             j = person[i]
-            if j >= 0:
-                best = np.inf
-                for k in range(n):
-                    v = cost[i, k] + price[k]
-                    if v < best:
-                        best = v
-                if cost[i, j] + price[j] <= best + eps:
-                    owner[j] = i
-                    continue
-                person[i] = -1
+            if j >= 0 and owner[j] < 0 and cost[i, j] + price[j] <= net[i] + eps:
+                owner[j] = i
+                continue
+            person[i] = -1
             queue[size] = i
             size += 1
         while size > 0:
             if 0 <= max_bids <= bids:
-                return best_person, primal, dual, bids
+                return best_person, primal, dual, bids, eps
             size -= 1
             i = queue[size]
             best, second, jbest = np.inf, np.inf, -1
+            row = cost[i]
             for k in range(n):
-                v = cost[i, k] + price[k]
+                v = row[k] + price[k]
                 if v < best:
                     second = best
                     best = v
@@ -113,27 +145,41 @@ def auction(cost: np.ndarray, rel_tol: float, eps_factor: float, max_bids: int) 
             person[i] = jbest
             bids += 1
         total = 0.0
+        lower = 0.0
         for i in range(n):
             total += cost[i, person[i]]
-        lower = dual_bound(cost, price)
+            net[i] = row_minimum(cost[i], price)  # also the next phase's epsilon-CS test
+            lower += net[i]
+        lower -= price.sum()
         if total < primal:
             primal = total
             best_person[:] = person
         dual = max(dual, lower)
         # (the absolute floor ends phases for identical clouds, where both bounds are 0 up to rounding)
         if primal - dual <= rel_tol * dual or primal - dual <= 1e-12 * scale:
-            return best_person, primal, dual, bids
+            return best_person, primal, dual, bids, eps
         eps /= eps_factor
 
 
 @njit(parallel=True)
 def auction_pairs(
-    points: np.ndarray, offsets: np.ndarray, first: np.ndarray, second: np.ndarray, rel_tol: float, eps_factor: float
+    points: np.ndarray,
+    offsets: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+    rel_tol: float,
+    eps_factor: float,
+    prices: np.ndarray,
+    persons: np.ndarray,
+    eps: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Certified bounds on the Euclidean EMD sum of the cloud pairs ``(first[t], second[t])``, one pair a
-    thread, clouds ``points[offsets[s]:offsets[s + 1]]`` ((P, D) float64, equal sizes).
+    thread, clouds ``points[offsets[s]:offsets[s + 1]]`` ((P, D) float64, equal sizes n).
 
-    Returns ``(upper (T,), lower (T,))``: the matching's cost and the dual bound, sums (not means).
+    ``prices`` (T, n) float64, ``persons`` (T, n) int64 and ``eps`` (T,) are each pair's auction state,
+    updated in place (zeros, -1 and 0 for a fresh start; see :func:`resume_auction`), so a pair can be
+    tightened later from where it stopped. Returns ``(upper (T,), lower (T,))``: the matching's cost and
+    the dual bound, sums (not means).
     """
     t_count = first.shape[0]
     upper = np.empty(t_count)
@@ -141,5 +187,8 @@ def auction_pairs(
     for t in prange(t_count):
         x = points[offsets[first[t]] : offsets[first[t] + 1]]
         y = points[offsets[second[t]] : offsets[second[t] + 1]]
-        _, upper[t], lower[t], _ = auction(pair_cost(x, y, False), rel_tol, eps_factor, -1)
+        start = eps[t] / eps_factor if eps[t] > 0 else -1.0
+        _, upper[t], lower[t], _, eps[t] = resume_auction(
+            pair_cost(x, y, False), rel_tol, eps_factor, -1, prices[t], persons[t], start
+        )
     return upper, lower

@@ -10,13 +10,14 @@ nearest neighbours are those of the full exact matrix (tested).
 * :func:`chamfer_search` -- squared-sum Chamfer. Lower bounds are partial sums: the nearest-neighbour
   terms are >= 0, so the sum over the first k points (random order) of both clouds, divided by N, bounds
   the full CD from below; pairs grow k over ``CD_LEVELS`` until they are dropped or complete (exact).
-* :func:`emd_search` -- Euclidean EMD (mean matched distance). Lower bounds: the larger one-sided mean
-  nearest-neighbour distance (each matched distance is at least the point's nearest-neighbour distance),
-  the distance between centroids (Jensen) and sliced 1-D W1 on fixed unit directions (projections are
-  1-Lipschitz), then the dual bound of the auction. Upper bounds: the cost of the auction's matching.
-  Levels: the cheap bounds, an auction stopped at a coarse certified gap, the auction at ``rel_tol``
-  (the reported value: within ``rel_tol`` of the exact EMD), and for near-ties a tighter auction and
-  finally the exact solver, so the winners (COV, 1-NNA) are exact and MMD is within ``rel_tol``.
+* :func:`emd_search` -- Euclidean EMD (mean matched distance). Lower bounds: the distance between
+  centroids (Jensen) and the max-sliced 1-D W1 on fixed unit directions (projections are 1-Lipschitz;
+  :mod:`._sliced`), then the dual bound of the auction. Upper bounds: the cost of the auction's matching.
+  Levels: the cheap bounds, auctions stopped at coarse certified gaps, the auction at ``rel_tol`` (the
+  reported value: within ``rel_tol`` of the exact EMD), and for near-ties a tighter auction and finally
+  the exact solver, so the winners (COV, 1-NNA) are exact and MMD is within ``rel_tol``. Each pair's
+  auction state (prices, matching, epsilon) is kept between levels, so climbing a level continues the
+  auction instead of restarting it (states are dropped once a pair can no longer be anyone's nearest).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import torch
 
 from ._auction import auction_pairs
 from ._grid_nn import build_grids, directed_sums
-from .chamfer import pairwise_nearest_means
+from ._sliced import sliced_w1_bound
 from .emd import emd_exact
 
 CD_LEVELS = (1 / 32, 1 / 8, 1 / 4, 1 / 2, 1.0)  # fractions of each cloud's points summed per level
@@ -64,13 +65,19 @@ def candidate_masks(g: int, r: int, metrics: Sequence[str]) -> list[torch.Tensor
 
 
 def pairs_still_needed(
-    lower: torch.Tensor, upper: torch.Tensor, masks: list[torch.Tensor], final: torch.Tensor
+    lower: torch.Tensor,
+    upper: torch.Tensor,
+    masks: list[torch.Tensor],
+    final: torch.Tensor,
+    level: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(S, S) boolean, symmetric: pairs whose interval must be tightened.
 
     For each row and mask: the winner ``w`` is the candidate with the least upper bound; a row is settled
     when ``w`` is ``final`` and no other candidate's lower bound is below ``w``'s upper bound. In unsettled
-    rows every candidate with ``lower < upper[w]`` (``w`` included) is requested.
+    rows every candidate with ``lower < upper[w]`` (``w`` included) is requested; with ``level`` (S, S)
+    (how far each pair has been tightened), only those of them at the row's lowest level, so a winner is
+    not driven to the costly levels while a rival could still be pruned by a cheap one.
     """
     need = torch.zeros_like(lower, dtype=torch.bool)
     rows = torch.arange(lower.shape[0])
@@ -82,7 +89,11 @@ def pairs_still_needed(
         others = alive.clone()
         others[rows, w] = False
         unsettled = others.any(1) | ~final[rows, w]
-        need |= alive & unsettled[:, None]
+        request = alive & unsettled[:, None]
+        if level is not None:
+            lowest = torch.where(request, level, torch.iinfo(level.dtype).max).amin(1, keepdim=True)
+            request &= level == lowest
+        need |= request
     return need | need.T
 
 
@@ -157,15 +168,6 @@ def chamfer_search(clouds: torch.Tensor | list[torch.Tensor], g: int, metrics: S
     return SearchResult(matrix, queries / full, {"exact": int((level == len(CD_LEVELS) - 1).sum())})
 
 
-def sliced_w1(clouds: torch.Tensor, directions: int = 16, seed: int = 0) -> torch.Tensor:
-    """(S, S) max over ``directions`` fixed unit vectors of the 1-D W1 between projected clouds
-    (S, N, 3), equal N: a lower bound on the Euclidean EMD (projection is 1-Lipschitz), in units."""
-    dirs = torch.randn(directions, clouds.shape[-1], generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    dirs = dirs / dirs.norm(dim=1, keepdim=True)
-    proj = (clouds.detach().cpu().double() @ dirs.T).sort(dim=1).values  # (S, N, K) sorted per direction
-    return torch.stack([(proj[a] - proj).abs().mean(1).amax(-1) for a in range(len(proj))])
-
-
 def emd_search(
     clouds: torch.Tensor,
     g: int,
@@ -173,39 +175,50 @@ def emd_search(
     *,
     exact: bool,
     rel_tol: float = 1e-2,
-    coarse_tol: float = 0.3,
+    coarse_tols: Sequence[float] = (0.3, 0.1),
     eps_factor: float = 4.0,
+    directions: int = 64,
     progress: Callable[[str, int], None] | None = None,
 ) -> SearchResult:
     """Euclidean EMD distances the set metrics need among ``clouds`` (S, N, 3) ([G..., R...]).
 
     ``exact=False``: kept pairs carry the auction's matching cost, within ``rel_tol`` of the exact EMD
     (certified); the nearest neighbours are exact (near-ties resolved by tighter solves). ``exact=True``:
-    kept pairs carry the exact EMD (POT/scipy), auction bounds only prune. Needs numba. Returns mean
-    distances (units); ``pairs`` counts the solves per level.
+    kept pairs carry the exact EMD (POT/scipy), auction bounds only prune. ``coarse_tols``: the certified
+    gaps of the pruning levels below ``rel_tol``; ``directions``: of the sliced lower bound. Needs numba.
+    Returns mean distances (units); ``pairs`` counts the solves per level.
     """
     s, n = clouds.shape[:2]
-    plain = pairwise_nearest_means(clouds)[1]
     centroids = clouds.detach().cpu().double().mean(1)
-    lower = torch.maximum(torch.maximum(plain, plain.T), torch.cdist(centroids, centroids))
-    lower = torch.maximum(lower, sliced_w1(clouds))
+    lower = torch.maximum(torch.cdist(centroids, centroids), sliced_w1_bound(clouds, directions))
     lower.fill_diagonal_(0.0)
     upper = torch.full((s, s), torch.inf, dtype=torch.float64)
     # levels: 0 cheap bounds, 1..len(tols) auctions at these certified gaps, len(tols) + 1 exact
-    tols = [coarse_tol] if exact else [coarse_tol, rel_tol, rel_tol / 100]
+    tols = [t for t in coarse_tols if t > rel_tol]
+    final_level = len(tols) + 1  # exact=False: the level whose values are reported
+    tols += [] if exact else [rel_tol, rel_tol / 100]
     names = [f"auction {t:g}" for t in tols] + ["exact"]
     top = len(tols) + 1
-    final_level = top if exact else 2  # the level whose values are reported
+    if exact:
+        final_level = top
     level = torch.zeros(s, s, dtype=torch.long)
     counts = dict.fromkeys(names, 0)
     flat = np.ascontiguousarray(clouds.detach().cpu().double().numpy().reshape(-1, 3))
     offsets = np.arange(s + 1, dtype=np.int64) * n
     masks = candidate_masks(g, s - g, metrics)
     a_idx, b_idx = torch.triu_indices(s, s, 1)
+    states: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, float]] = {}  # (a, b) -> prices, matching, eps
 
     def solve(a: torch.Tensor, b: torch.Tensor, to_level: int) -> None:
         if to_level <= len(tols):
-            up, lo = auction_pairs(flat, offsets, a.numpy(), b.numpy(), tols[to_level - 1], eps_factor)
+            keys = list(zip(a.tolist(), b.tolist()))
+            fresh = (np.zeros(n), np.full(n, -1, dtype=np.int32), 0.0)
+            prices = np.stack([states.get(k, fresh)[0] for k in keys])
+            persons = np.stack([states.get(k, fresh)[1] for k in keys]).astype(np.int64)
+            eps = np.array([states.get(k, fresh)[2] for k in keys])
+            up, lo = auction_pairs(flat, offsets, a.numpy(), b.numpy(), tols[to_level - 1], eps_factor, prices, persons, eps)
+            # copies (int32 matchings), so the batch arrays are freed: ~24 KB a pair of 2048 points
+            states.update((k, (prices[t].copy(), persons[t].astype(np.int32), float(eps[t]))) for t, k in enumerate(keys))
             up, lo = torch.from_numpy(up / n), torch.from_numpy(lo / n)
         else:
             up = lo = emd_exact(clouds[a], clouds[b])
@@ -216,11 +229,13 @@ def emd_search(
         if progress is not None:
             progress(names[to_level - 1], len(a))
 
-    first = first_candidates(plain + plain.T, masks)[a_idx, b_idx]  # Chamfer order: likely nearest first
+    first = first_candidates(lower, masks)[a_idx, b_idx]  # sliced-W1 order: likely nearest first
     solve(a_idx[first], b_idx[first], final_level)
     while True:
-        need = pairs_still_needed(lower, upper, masks, level >= final_level)[a_idx, b_idx]
+        need = pairs_still_needed(lower, upper, masks, level >= final_level, level)[a_idx, b_idx]
         need &= level[a_idx, b_idx] < top
+        for key in [k for k in states if not bool(need[_pair_index(*k, s)])]:
+            del states[key]  # this pair is nobody's nearest any more: its auction will not be resumed
         if not bool(need.any()):
             break
         a, b = a_idx[need], b_idx[need]
@@ -231,3 +246,8 @@ def emd_search(
     matrix = torch.where(level >= final_level, upper, torch.inf)  # the winners are all at the final level
     matrix.fill_diagonal_(0.0)
     return SearchResult(matrix, float(int((level > 0).sum()) // 2), counts)
+
+
+def _pair_index(a: int, b: int, s: int) -> int:
+    """Position of the pair ``a < b`` in ``torch.triu_indices(s, s, 1)`` order."""
+    return a * (2 * s - a - 1) // 2 + (b - a - 1)
