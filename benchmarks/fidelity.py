@@ -90,10 +90,10 @@ class Settings:
 
 MODES: dict[str, Settings] = {
     # CPU: every denoiser (CPU-sized) trained at one budget with configs/quickstart.yaml's settings; the whole
-    # sampler grid for PVCNN, DPM-Solver++ 20 steps with and without guidance for the others; DDPM shortened to 100.
+    # sampler grid for PVCNN (DDPM at its full 1000 steps), DPM-Solver++ 20 steps with and without guidance for the others.
     "quick": Settings(
         num_points=512, test_scans=32, train_scans=160, train_steps=800, batch_size=8, model_source="quickstart",
-        ddpm_steps=100, steps=(10, 20, 50), guidance=2.0, full_grid_denoisers=("pvcnn",),
+        ddpm_steps=1000, steps=(10, 20, 50), guidance=2.0, full_grid_denoisers=("pvcnn",),
         reduced_grid=("dpm++:20",), emd_rows="key", num_keypoints=16,
     ),
     # GPU: the benchmark as specified (>= 100 test scans of 2048 points, DDPM 1000 steps, full grid everywhere).
