@@ -63,7 +63,7 @@ from common import (  # noqa: E402
 log = logging.getLogger("fidelity")
 
 DENOISER_NAMES = ("pvcnn", "pointnet2", "transformer")
-SAMPLERS = ("ddpm", "ddim", "dpm++")
+SAMPLERS = ("ddpm", "ddim", "dpm++", "sde-dpm++")  # aliases of pcdiff.diffusion.schedulers accepted here
 
 @dataclass
 class Settings:
@@ -86,6 +86,7 @@ class Settings:
     num_keypoints: int = 32
     seed: int = 0
     floor_seed: int = 7919
+    few_step_samplers: tuple[str, ...] = ("ddim", "dpm++")  # the full grid's samplers run at each of ``steps``
 
 
 MODES: dict[str, Settings] = {
@@ -243,6 +244,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
         parser.error(f"--emd-method must be 'exact' or 'auction', got {settings.emd_method!r}")
     if settings.emd_rows not in ("all", "key"):
         parser.error(f"--emd-rows must be 'all' or 'key', got {settings.emd_rows!r}")
+    if set(settings.few_step_samplers) - set(SAMPLERS):
+        parser.error(f"--few-step-samplers: unknown {sorted(set(settings.few_step_samplers) - set(SAMPLERS))}; valid: {SAMPLERS}")
     for spec in settings.reduced_grid:
         sampler, _, steps = spec.partition(":")
         if sampler not in SAMPLERS or not steps.isdigit():
@@ -254,7 +257,7 @@ def sampler_grid(denoiser: str, s: Settings, p_uncond: float = 0.1) -> list[tupl
     """(sampler, steps, guidance) rows for one denoiser (guided rows only for a model trained with condition
     dropout, ``p_uncond > 0``)."""
     if denoiser in s.full_grid_denoisers:
-        base = [("ddpm", s.ddpm_steps)] + [(name, k) for name in ("ddim", "dpm++") for k in s.steps]
+        base = [("ddpm", s.ddpm_steps)] + [(name, k) for name in s.few_step_samplers for k in s.steps]
     else:
         base = [(spec.split(":")[0], int(spec.split(":")[1])) for spec in s.reduced_grid]
     guidance = (1.0, s.guidance) if s.guidance != 1.0 and p_uncond > 0 else (1.0,)
@@ -413,7 +416,8 @@ def render_markdown(p: dict[str, Any]) -> str:
            "configs/quickstart.yaml for all three, with CPU-sized denoisers (below)"
            if s["model_source"] == "quickstart" else "model settings of configs/<denoiser>.yaml") + ".  ",
         f"Samplers: DDPM {s['ddpm_steps']} steps" + (" (shortened from 1000 in this mode)" if s["ddpm_steps"] < 1000 else "")
-        + f", DDIM and DPM-Solver++ at {'/'.join(map(str, s['steps']))} steps; guidance w = 1 (off) and {s['guidance']:g}.",
+        + f", {' and '.join(s.get('few_step_samplers', ('ddim', 'dpm++')))} at {'/'.join(map(str, s['steps']))} steps; "
+        + (f"guidance w = 1 (off) and {s['guidance']:g}." if s["guidance"] != 1.0 else "no guidance."),
         "",
         "| denoiser | parameters | training wall time | lr | EMA | denoiser settings |",
         "|---|---|---|---|---|---|",
