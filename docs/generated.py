@@ -2,7 +2,7 @@
 scans for the same spines (what the model was trained to imitate).
 
     python -m pcdiff.generate --checkpoint outputs/quickstart/last.ckpt --cobb 0 40 --curve-type thoracic \
-        --num-points 2048 --out outputs/generated --seed 0
+        --num-points 2048 --out outputs/generated --seed 0 --sampler sde-dpm++ --steps 50
     python docs/generated.py outputs/generated docs/generated.png
 """
 
