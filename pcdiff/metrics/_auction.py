@@ -60,15 +60,6 @@ def row_minimum(row: np.ndarray, price: np.ndarray) -> float:
 
 
 @njit()
-def dual_bound(cost: np.ndarray, price: np.ndarray) -> float:
-    """Lagrangian lower bound ``sum_i min_j (cost[i, j] + price[j]) - sum_j price[j]`` on the optimum."""
-    total = 0.0
-    for i in range(cost.shape[0]):
-        total += row_minimum(cost[i], price)
-    return total - price.sum()
-
-
-@njit()
 def auction(cost: np.ndarray, rel_tol: float, eps_factor: float, max_bids: int) -> tuple[np.ndarray, float, float, int]:
     """Certified near-optimal assignment of the square ``cost`` (n, n) float64, from scratch.
 

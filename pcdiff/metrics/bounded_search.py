@@ -194,13 +194,11 @@ def emd_search(
     lower.fill_diagonal_(0.0)
     upper = torch.full((s, s), torch.inf, dtype=torch.float64)
     # levels: 0 cheap bounds, 1..len(tols) auctions at these certified gaps, len(tols) + 1 exact
-    tols = [t for t in coarse_tols if t > rel_tol]
-    final_level = len(tols) + 1  # exact=False: the level whose values are reported
-    tols += [] if exact else [rel_tol, rel_tol / 100]
+    coarse = [t for t in coarse_tols if t > rel_tol]
+    tols = coarse if exact else [*coarse, rel_tol, rel_tol / 100]
     names = [f"auction {t:g}" for t in tols] + ["exact"]
     top = len(tols) + 1
-    if exact:
-        final_level = top
+    final_level = top if exact else len(coarse) + 1  # the level whose values are reported
     level = torch.zeros(s, s, dtype=torch.long)
     counts = dict.fromkeys(names, 0)
     flat = np.ascontiguousarray(clouds.detach().cpu().double().numpy().reshape(-1, 3))
@@ -213,9 +211,10 @@ def emd_search(
         if to_level <= len(tols):
             keys = list(zip(a.tolist(), b.tolist()))
             fresh = (np.zeros(n), np.full(n, -1, dtype=np.int32), 0.0)
-            prices = np.stack([states.get(k, fresh)[0] for k in keys])
-            persons = np.stack([states.get(k, fresh)[1] for k in keys]).astype(np.int64)
-            eps = np.array([states.get(k, fresh)[2] for k in keys])
+            saved = [states.get(k, fresh) for k in keys]
+            prices = np.stack([state[0] for state in saved])
+            persons = np.stack([state[1] for state in saved]).astype(np.int64)
+            eps = np.array([state[2] for state in saved])
             up, lo = auction_pairs(flat, offsets, a.numpy(), b.numpy(), tols[to_level - 1], eps_factor, prices, persons, eps)
             # copies (int32 matchings), so the batch arrays are freed: ~24 KB a pair of 2048 points
             states.update((k, (prices[t].copy(), persons[t].astype(np.int32), float(eps[t]))) for t, k in enumerate(keys))
@@ -234,7 +233,8 @@ def emd_search(
     while True:
         need = pairs_still_needed(lower, upper, masks, level >= final_level, level)[a_idx, b_idx]
         need &= level[a_idx, b_idx] < top
-        for key in [k for k in states if not bool(need[_pair_index(*k, s)])]:
+        needed = set(zip(a_idx[need].tolist(), b_idx[need].tolist()))
+        for key in [k for k in states if k not in needed]:
             del states[key]  # this pair is nobody's nearest any more: its auction will not be resumed
         if not bool(need.any()):
             break
@@ -247,7 +247,3 @@ def emd_search(
     matrix.fill_diagonal_(0.0)
     return SearchResult(matrix, float(int((level > 0).sum()) // 2), counts)
 
-
-def _pair_index(a: int, b: int, s: int) -> int:
-    """Position of the pair ``a < b`` in ``torch.triu_indices(s, s, 1)`` order."""
-    return a * (2 * s - a - 1) // 2 + (b - a - 1)
