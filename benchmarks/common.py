@@ -114,6 +114,12 @@ def hardware_info() -> dict[str, Any]:
     return info
 
 
+def machine_was_busy(one_minute_loads: Sequence[float], cpu_count: int) -> bool:
+    """Whether other jobs shared the CPU during a run, from the 1-minute load averages recorded at its start
+    and end: this run itself accounts for up to one unit per core, so more than ``cpu_count + 0.5`` means others."""
+    return max(one_minute_loads, default=0.0) > cpu_count + 0.5
+
+
 def command_line() -> str:
     """The command that started this process, as it could be pasted into a shell."""
     return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])

@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -36,12 +37,15 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
-from pcdiff.data.phantom import generate_phantom
-from pcdiff.metrics import chamfer_distance, emd_auction, emd_exact, generation_metrics, pairwise_nearest_means
-from pcdiff.metrics._grid_nn import build_grids, directed_sums
-from pcdiff.metrics._numba import is_numba_available
-from pcdiff.metrics.bounded_search import chamfer_search, emd_search
-from pcdiff.metrics.generation import DenseDistances, mmd_cov, one_nn_accuracy
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: benchmarks/ holds common.py
+from common import machine_was_busy  # noqa: E402
+
+from pcdiff.data.phantom import generate_phantom  # noqa: E402
+from pcdiff.metrics import chamfer_distance, emd_auction, emd_exact, generation_metrics, pairwise_nearest_means  # noqa: E402
+from pcdiff.metrics._grid_nn import build_grids, directed_sums  # noqa: E402
+from pcdiff.metrics._numba import is_numba_available  # noqa: E402
+from pcdiff.metrics.bounded_search import chamfer_search, emd_search  # noqa: E402
+from pcdiff.metrics.generation import DenseDistances, mmd_cov, one_nn_accuracy  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ALL = ("mmd", "cov", "1nna")
@@ -275,7 +279,7 @@ def write(res: dict) -> None:
         f"`{res['command']}` on {m['cpu_count']} CPU cores, torch threads {m['torch_threads']}, CUDA: {m['cuda']}. "
         f"Load average (1, 5, 15 min) {tuple(m['loadavg_start'])} at start, {tuple(m['loadavg_end'])} at end; "
         + ("other jobs shared the CPU, so every figure is a wall-clock time under that load "
-           if max(m["loadavg_start"][0], m["loadavg_end"][0]) > 2.5 else "the machine was otherwise idle ")
+           if machine_was_busy([m["loadavg_start"][0], m["loadavg_end"][0]], m["cpu_count"]) else "the machine was otherwise idle ")
         + f"(each block's load is in `{res['stem']}.json`). Phantom back scans, "
         f"{res['points']} points each, in mm. Ratio = new / old.",
         "",

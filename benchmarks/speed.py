@@ -37,6 +37,7 @@ from common import (  # noqa: E402  (benchmarks/ is not a package)
     SMALL_DENOISER_KWARGS,
     command_line,
     hardware_info,
+    machine_was_busy,
     markdown_table,
     quiet_lightning,
     write_results,
@@ -253,8 +254,9 @@ def to_markdown(rows: dict[str, list[dict[str, Any]]], meta: dict[str, Any]) -> 
         f"Command: `{meta['command']}`  \nHardware: {hw.get('gpu', hw['processor'])}, {hw['cpu_count']} CPUs, "
         f"torch {hw['torch']} ({hw['torch_threads']} threads), load average at start {hw.get('load_average_at_start')}, "
         f"last {meta.get('load_average_now')} ("
-        + ("other jobs ran alongside" if max((hw.get("load_average_at_start") or [0])[0], (meta.get("load_average_now") or [0])[0])
-           > 0.5 * hw["cpu_count"] + 1 else "otherwise idle") + "). "
+        + ("other jobs ran alongside" if machine_was_busy(
+            [(hw.get("load_average_at_start") or [0])[0], (meta.get("load_average_now") or [0])[0]], hw["cpu_count"])
+           else "otherwise idle") + "). "
         f"Training: median of {meta['train_steps']} steps after 2 warm-up steps, synthetic sheet-like backs.",
         "## Training throughput at 2048 points", markdown_table(rows["train"], train_cols),
         "## Sampling time per scan (2048 points)", markdown_table(rows["sampling"], sample_cols),
