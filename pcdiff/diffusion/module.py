@@ -31,6 +31,7 @@ from pcdiff.pipelines.spine_to_back import SpineToBackPipeline
 log = logging.getLogger(__name__)
 
 PredictionType = Literal["epsilon", "v_prediction", "sample"]
+LossWeighting = Literal["uniform", "min_snr"]
 Stage = Literal["train", "val", "test"]
 
 
@@ -45,6 +46,10 @@ class PointDiffusion(L.LightningModule):
         scheduler_kwargs: its settings (``num_train_timesteps``, ``beta_schedule``...), without
             ``prediction_type`` (set below).
         prediction_type: what the denoiser predicts: the noise, v or the clean sample.
+        loss_weighting: ``"uniform"`` (plain MSE on the prediction) or ``"min_snr"`` (Min-SNR-gamma, Hang et
+            al. 2023: each timestep's loss weighted so that its clean-sample error counts as
+            ``min(SNR, gamma)``, which stops the easy low-noise steps from dominating training).
+        snr_gamma: gamma of ``"min_snr"``.
         sampler: scheduler used for validation samples and exported pipelines (``"dpm++"``, ``"ddim"``...).
         sampler_kwargs: its settings (``solver_order``, ``use_karras_sigmas``...).
         num_inference_steps: sampler steps.
@@ -74,6 +79,8 @@ class PointDiffusion(L.LightningModule):
         scheduler: str = "ddpm",
         scheduler_kwargs: dict[str, Any] | None = None,
         prediction_type: PredictionType = "epsilon",
+        loss_weighting: LossWeighting = "uniform",
+        snr_gamma: float = 5.0,
         sampler: str = "dpm++",
         sampler_kwargs: dict[str, Any] | None = None,
         num_inference_steps: int = 20,
@@ -101,6 +108,10 @@ class PointDiffusion(L.LightningModule):
             raise ValueError(f"model.p_uncond must be in [0, 1), got {p_uncond}")
         if data_scale <= 0:
             raise ValueError(f"model.data_scale must be > 0, got {data_scale}")
+        if loss_weighting not in ("uniform", "min_snr"):
+            raise ValueError(f"model.loss_weighting must be 'uniform' or 'min_snr', got {loss_weighting!r}")
+        if snr_gamma <= 0:
+            raise ValueError(f"model.snr_gamma must be > 0, got {snr_gamma}")
         scheduler_kwargs = dict(scheduler_kwargs or {})
         if scheduler_kwargs.get("prediction_type", prediction_type) != prediction_type:
             raise ValueError(
@@ -173,6 +184,21 @@ class PointDiffusion(L.LightningModule):
             return self.noise_scheduler.get_velocity(x0, noise, t)
         return x0
 
+    def _loss_weights(self, t: torch.Tensor) -> torch.Tensor:
+        """(B,) weight of each sample's prediction MSE (all ones for ``"uniform"``).
+
+        Min-SNR-gamma weights the clean-sample error by ``min(SNR, gamma)``; expressed on the predicted
+        quantity that is ``min(SNR, gamma) / SNR`` for epsilon, ``min(SNR, gamma) / (SNR + 1)`` for v and
+        ``min(SNR, gamma)`` for the sample itself.
+        """
+        if self.hparams.loss_weighting == "uniform":
+            return torch.ones(t.shape, device=t.device)
+        alpha_bar = self.noise_scheduler.alphas_cumprod.to(t.device)[t].double()
+        snr = alpha_bar / (1.0 - alpha_bar)
+        clipped = snr.clamp(max=self.hparams.snr_gamma)
+        divisor = {"epsilon": snr, "v_prediction": snr + 1.0, "sample": torch.ones_like(snr)}
+        return (clipped / divisor[self.hparams.prediction_type]).float()
+
     def _shared_step(self, batch: dict[str, Any], batch_idx: int, stage: Stage) -> torch.Tensor:
         """Diffusion loss (MSE in model space) of one batch, logged as ``{stage}/loss``.
 
@@ -195,7 +221,8 @@ class PointDiffusion(L.LightningModule):
         pred = denoiser(
             rearrange(x_t, "b c n -> b n c"), t, encoder_hidden_states=spine, condition_mask=keep
         ).sample
-        loss = F.mse_loss(rearrange(pred, "b n c -> b c n").float(), self._target(x0, noise, t).float())
+        error = F.mse_loss(rearrange(pred, "b n c -> b c n").float(), self._target(x0, noise, t).float(), reduction="none")
+        loss = (error.mean(dim=(1, 2)) * self._loss_weights(t)).mean()
         self.log(
             f"{stage}/loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=True,
             sync_dist=stage != "train", batch_size=batch_size,

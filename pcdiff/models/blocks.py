@@ -219,11 +219,85 @@ class Conditioning:
         temb: (B, time_dim) timestep embedding.
         tokens: (B, L, cond_dim) condition tokens for cross-attention.
         token_mask: (B, L) bool, True where a token may be attended to; None means all.
+        spine: (B, K, 3) the spine keypoints themselves (model space, top to bottom).
+        keep: (B,) bool, False for a sample whose condition is dropped (classifier-free guidance);
+            None means every sample is conditioned.
     """
 
     temb: torch.Tensor
     tokens: torch.Tensor
     token_mask: torch.Tensor | None
+    spine: torch.Tensor | None = None
+    keep: torch.Tensor | None = None
+
+
+def line_at_height(line: torch.Tensor, height: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The point of a spinal line at each query height, and the query's height fraction along the line.
+
+    The line is interpolated linearly in y (the vertical axis, pelvis -> neck); heights outside its
+    span are clamped to its end points. Lines are ordered top to bottom, so y falls along K; a line
+    that is not monotone in y (noise) is made monotone by a running maximum from the bottom.
+
+    Args:
+        line: (B, K, 3) keypoints, K >= 2, top to bottom.
+        height: (B, N) query heights (y), same units as ``line``.
+
+    Returns:
+        ``(points (B, N, 3), fraction (B, N))``: the line point at each height (its y clamped to the
+        line's span) and ``(y_top - y) / (y_top - y_bottom)``, unclamped (0 at the top, 1 at the bottom).
+    """
+    if line.shape[1] < 2:
+        raise ValueError(f"line_at_height: need at least 2 keypoints, got {line.shape[1]}")
+    ascending = line.flip(1)  # bottom -> top
+    ys = torch.cummax(ascending[..., 1], dim=1).values.contiguous()  # (B, K) non-decreasing
+    upper = torch.searchsorted(ys, height.contiguous()).clamp(1, ys.shape[1] - 1)  # (B, N)
+    lower = upper - 1
+    y_lo, y_hi = ys.gather(1, lower), ys.gather(1, upper)
+    w = ((height - y_lo) / (y_hi - y_lo).clamp_min(1e-6)).clamp(0.0, 1.0)[..., None]  # (B, N, 1)
+
+    def take(idx: torch.Tensor) -> torch.Tensor:
+        return ascending.gather(1, idx[..., None].expand(-1, -1, 3))
+
+    points = take(lower) * (1 - w) + take(upper) * w
+    top, bottom = ys[:, -1:], ys[:, :1]
+    fraction = (top - height) / (top - bottom).clamp_min(1e-6)
+    return points, fraction
+
+
+class PointInput(nn.Module):
+    """Per-point input features of every denoiser: Fourier features of the coordinates and, with
+    ``spine_relative``, of the point's offset from the spinal line at its own height.
+
+    The spine-relative part (4 values: offset x, y, z and the height fraction along the line) puts the
+    condition into every point's own input, where the network cannot miss it; cross-attention to the
+    spine tokens stays beside it. A sample whose condition is dropped (``cond.keep`` False) gets zeros
+    there, so the unconditional model of classifier-free guidance never sees the line.
+
+    Args:
+        num_frequencies: Fourier frequencies (as the denoiser's).
+        spine_relative: add the spine-relative features.
+    """
+
+    def __init__(self, num_frequencies: int, spine_relative: bool = False) -> None:
+        super().__init__()
+        self.num_frequencies = num_frequencies
+        self.spine_relative = spine_relative
+        self.dim = fourier_dim(3, num_frequencies) + (fourier_dim(4, num_frequencies) if spine_relative else 0)
+
+    def forward(self, sample: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        """Args: sample: (B, N, 3) noisy points; cond: needs ``spine`` when spine-relative.
+        Returns (B, N, self.dim)."""
+        features = fourier_features(sample, self.num_frequencies)
+        if not self.spine_relative:
+            return features
+        if cond.spine is None:
+            raise ValueError("PointInput: spine_relative features need cond.spine")
+        on_line, fraction = line_at_height(cond.spine.to(sample.dtype), sample[..., 1])
+        relative = torch.cat([sample - on_line, fraction[..., None]], dim=-1)  # (B, N, 4)
+        relative = fourier_features(relative, self.num_frequencies)
+        if cond.keep is not None:
+            relative = relative * cond.keep.to(relative.dtype)[:, None, None]
+        return torch.cat([features, relative], dim=-1)
 
 
 class SpineConditioning(nn.Module):
@@ -268,7 +342,7 @@ class SpineConditioning(nn.Module):
         batch_size = encoder_hidden_states.shape[0]
         temb = self.time(timestep, batch_size, encoder_hidden_states.device)
         if condition_mask is None:
-            return Conditioning(temb, self.spine(encoder_hidden_states), None)
+            return Conditioning(temb, self.spine(encoder_hidden_states), None, encoder_hidden_states)
         keep = condition_mask.to(device=encoder_hidden_states.device, dtype=torch.bool)
         null = self.null_tokens.expand(batch_size, -1, -1)  # (B, Ln, D)
         tokens = torch.cat([self.spine(encoder_hidden_states), null], dim=1)  # (B, K + Ln, D)
@@ -276,4 +350,4 @@ class SpineConditioning(nn.Module):
         mask = torch.cat(
             [keep[:, None].expand(-1, num_spine), ~keep[:, None].expand(-1, null.shape[1])], dim=1
         )  # (B, K + Ln)
-        return Conditioning(temb, tokens, mask)
+        return Conditioning(temb, tokens, mask, encoder_hidden_states, keep)

@@ -13,7 +13,7 @@ from diffusers.configuration_utils import register_to_config
 from torch import nn
 
 from pcdiff.models.base import SpineDenoiser
-from pcdiff.models.blocks import AttentionBlock, Conditioning, ResMLP, SpineConditioning, fourier_dim, fourier_features
+from pcdiff.models.blocks import AttentionBlock, Conditioning, PointInput, ResMLP, SpineConditioning
 from pcdiff.models.point_layers import FeaturePropagation, SetAbstraction
 
 
@@ -34,6 +34,8 @@ class PointNet2Denoiser(SpineDenoiser):
         spine_layers: self-attention layers in the spine encoder.
         num_null_tokens: length of the learned null-token sequence (classifier-free guidance).
         num_frequencies: Fourier frequencies for point coordinates and spine keypoints.
+        spine_relative: also feed every point its offset from the spine at its own height
+            (:class:`~pcdiff.models.blocks.PointInput`).
     """
 
     @register_to_config
@@ -49,6 +51,7 @@ class PointNet2Denoiser(SpineDenoiser):
         spine_layers: int = 2,
         num_null_tokens: int = 4,
         num_frequencies: int = 6,
+        spine_relative: bool = False,
     ) -> None:
         super().__init__()
         lengths = {len(channel_mults), len(num_centres), len(radii), len(num_neighbours)}
@@ -62,7 +65,8 @@ class PointNet2Denoiser(SpineDenoiser):
         self.conditioning = SpineConditioning(
             time_dim, cond_dim, spine_layers, num_heads, num_frequencies, num_null_tokens
         )
-        self.input = ResMLP(fourier_dim(3, num_frequencies), width, time_dim)
+        self.point_input = PointInput(num_frequencies, spine_relative)
+        self.input = ResMLP(self.point_input.dim, width, time_dim)
         self.input_cross = AttentionBlock(width, num_heads, cond_dim)
         dims = [width] + [width * m for m in channel_mults]
         self.down = nn.ModuleList(
@@ -81,7 +85,7 @@ class PointNet2Denoiser(SpineDenoiser):
         def attend(block: AttentionBlock, x: torch.Tensor) -> torch.Tensor:
             return block(x, cond.tokens, cond.token_mask)
 
-        feats = attend(self.input_cross, self.input(fourier_features(sample, self.config.num_frequencies), cond.temb))
+        feats = attend(self.input_cross, self.input(self.point_input(sample, cond), cond.temb))
         levels = [(sample, feats)]  # (positions (B, N_l, 3), features (B, N_l, C_l)), level 0 = input points
         for sa, cross in zip(self.down, self.down_cross):
             pos, feats = sa(*levels[-1], cond.temb)

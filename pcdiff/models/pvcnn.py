@@ -20,10 +20,9 @@ from pcdiff.models.base import SpineDenoiser
 from pcdiff.models.blocks import (
     AttentionBlock,
     Conditioning,
+    PointInput,
     ResMLP,
     SpineConditioning,
-    fourier_dim,
-    fourier_features,
     num_groups,
 )
 from pcdiff.ops.voxelize import avg_voxelize, normalize_voxel_coords, trilinear_devoxelize
@@ -77,7 +76,12 @@ class PVCNNDenoiser(SpineDenoiser):
         num_null_tokens: length of the learned null-token sequence (classifier-free guidance).
         num_frequencies: Fourier frequencies for point coordinates and spine keypoints.
         voxel_normalize: voxelise each cloud in its own bounding sphere (True, PVCNN) or in the
-            fixed box [-1, 1]^3 of the normalised frame (False).
+            fixed box ``[-voxel_extent, voxel_extent]^3`` of model space (False). The sphere follows the
+            cloud's farthest point, so it changes with the point count and with every stray point.
+        voxel_extent: half-width of that fixed box (model space: normalised frame times the training
+            module's ``data_scale``).
+        spine_relative: also feed every point its offset from the spine at its own height
+            (:class:`~pcdiff.models.blocks.PointInput`).
     """
 
     @register_to_config
@@ -93,6 +97,8 @@ class PVCNNDenoiser(SpineDenoiser):
         num_null_tokens: int = 4,
         num_frequencies: int = 6,
         voxel_normalize: bool = True,
+        voxel_extent: float = 1.0,
+        spine_relative: bool = False,
     ) -> None:
         super().__init__()
         if len(channel_mults) != len(voxel_resolutions) or not channel_mults:
@@ -106,7 +112,8 @@ class PVCNNDenoiser(SpineDenoiser):
         self.conditioning = SpineConditioning(
             time_dim, cond_dim, spine_layers, num_heads, num_frequencies, num_null_tokens
         )
-        self.input_proj = nn.Linear(fourier_dim(3, num_frequencies), width)
+        self.point_input = PointInput(num_frequencies, spine_relative)
+        self.input_proj = nn.Linear(self.point_input.dim, width)
         widths = [width * m for m in channel_mults]
 
         def stage(in_dim: int, out_dim: int, resolution: int) -> nn.ModuleList:
@@ -137,7 +144,9 @@ class PVCNNDenoiser(SpineDenoiser):
 
     def denoise(self, sample: torch.Tensor, cond: Conditioning) -> torch.Tensor:
         coords = {
-            res: normalize_voxel_coords(sample, res, normalize=self.config.voxel_normalize)
+            res: normalize_voxel_coords(
+                sample, res, normalize=self.config.voxel_normalize, extent=self.config.voxel_extent
+            )
             for res in set(self.config.voxel_resolutions)
         }  # resolution -> (B, N, 3)
         resolutions = self.config.voxel_resolutions
@@ -147,7 +156,7 @@ class PVCNNDenoiser(SpineDenoiser):
             x = pvconv(x, coords[resolutions[level]], cond.temb)
             return cross(x, cond.tokens, cond.token_mask)
 
-        x = self.input_proj(fourier_features(sample, self.config.num_frequencies))  # (B, N, width)
+        x = self.input_proj(self.point_input(sample, cond))  # (B, N, width)
         skips = []
         for stage, level in zip(self.down, self.down_levels):
             x = run(stage, x, level)

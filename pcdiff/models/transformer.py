@@ -20,6 +20,7 @@ from pcdiff.models.blocks import (
     AttentionBlock,
     Conditioning,
     FeedForward,
+    PointInput,
     ResMLP,
     SpineConditioning,
     fourier_dim,
@@ -61,6 +62,8 @@ class PointTransformerDenoiser(SpineDenoiser):
         spine_layers: self-attention layers in the spine encoder.
         num_null_tokens: length of the learned null-token sequence (classifier-free guidance).
         num_frequencies: Fourier frequencies for point / centre coordinates and spine keypoints.
+        spine_relative: also feed every point its offset from the spine at its own height
+            (:class:`~pcdiff.models.blocks.PointInput`).
     """
 
     @register_to_config
@@ -77,6 +80,7 @@ class PointTransformerDenoiser(SpineDenoiser):
         spine_layers: int = 2,
         num_null_tokens: int = 4,
         num_frequencies: int = 6,
+        spine_relative: bool = False,
     ) -> None:
         super().__init__()
         if depth < 1:
@@ -85,7 +89,8 @@ class PointTransformerDenoiser(SpineDenoiser):
         self.conditioning = SpineConditioning(
             time_dim, cond_dim, spine_layers, num_heads, num_frequencies, num_null_tokens
         )
-        self.point_embed = ResMLP(fourier_dim(3, num_frequencies), point_width, time_dim)
+        self.point_input = PointInput(num_frequencies, spine_relative)
+        self.point_embed = ResMLP(self.point_input.dim, point_width, time_dim)
         self.patch_embed = SetAbstraction(point_width, width, num_patches, patch_size, None, time_dim)
         self.centre_embed = nn.Linear(fourier_dim(3, num_frequencies), width)
         self.blocks = nn.ModuleList(
@@ -98,7 +103,7 @@ class PointTransformerDenoiser(SpineDenoiser):
 
     def denoise(self, sample: torch.Tensor, cond: Conditioning) -> torch.Tensor:
         freqs = self.config.num_frequencies
-        points = self.point_embed(fourier_features(sample, freqs), cond.temb)  # (B, N, point_width)
+        points = self.point_embed(self.point_input(sample, cond), cond.temb)  # (B, N, point_width)
         centres, tokens = self.patch_embed(sample, points, cond.temb)  # (B, S, 3), (B, S, width)
         tokens = tokens + self.centre_embed(fourier_features(centres, freqs))
         for block in self.blocks:

@@ -32,7 +32,7 @@ def _check_coords(voxel_coords: torch.Tensor, batch_size: int, num_points: int, 
 
 
 def normalize_voxel_coords(
-    points: torch.Tensor, resolution: int, normalize: bool = True, eps: float = 1e-8
+    points: torch.Tensor, resolution: int, normalize: bool = True, eps: float = 1e-8, extent: float = 1.0
 ) -> torch.Tensor:
     """Continuous voxel coordinates of points, as PVCNN's ``Voxelization`` computes them.
 
@@ -41,9 +41,11 @@ def normalize_voxel_coords(
         resolution: R, the number of voxels along each axis (>= 1).
         normalize: if True, each cloud is centred on its mean and scaled so that its farthest
             point lies on the sphere of radius 0.5 around the grid centre (scale-invariant, as in
-            PVCNN/PVD). If False, the fixed box ``[-1, 1]^3`` maps onto the grid and points outside
-            it are clamped onto its faces.
+            PVCNN/PVD). If False, the fixed box ``[-extent, extent]^3`` maps onto the grid and points
+            outside it are clamped onto its faces. The per-cloud sphere depends on the cloud's farthest
+            point, so on its point count and on any stray point; the fixed box does not.
         eps: floor on the cloud radius when ``normalize`` is True (a cloud of identical points).
+        extent: half-width of the fixed box when ``normalize`` is False (same units as ``points``).
 
     Returns:
         (B, N, 3) float coordinates in ``[0, R - 1]``: coordinate ``i`` is the centre of voxel ``i``.
@@ -57,7 +59,9 @@ def normalize_voxel_coords(
         radius = centred.norm(dim=-1).amax(dim=1).clamp_min(eps)  # (B,)
         unit = centred / (2.0 * radius[:, None, None]) + 0.5  # in [0, 1]
     else:
-        unit = (points + 1.0) / 2.0
+        if not extent > 0:
+            raise ValueError(f"normalize_voxel_coords: extent must be > 0, got {extent}")
+        unit = (points / extent + 1.0) / 2.0
     return (unit * (resolution - 1)).clamp(0.0, resolution - 1)
 
 

@@ -1,0 +1,210 @@
+"""Generator ablation and scaling: which change gives thinner backs that carry their spine, per CPU-minute.
+
+    python benchmarks/generator_ablation.py --variants baseline relative relative_minsnr --train-steps 600
+    python benchmarks/generator_ablation.py --variants relative_minsnr --checkpoint relative_minsnr=PATH ...
+
+Every variant starts from ``configs/quickstart.yaml``'s model (the 1.8 M-parameter PVCNN, v-prediction,
+EMA, the configured optimiser) and changes one thing; all train on the same phantom scans for the same
+optimiser steps, batch and training point count. Each is scored on held-out phantom spines (a subject-wise
+test split, never trained on) at ``--eval-points`` points, one back per spine, sampled with the
+quickstart's sampler, against the true scans of those spines:
+
+* **surface**: median surface variation (:func:`pcdiff.metrics.surface.surface_variation`, k = 16; 0 for
+  a sheet, 1/3 for a blob) and the 1st-99th percentile depth extent (mm), both medians over backs;
+* **set**: 1-NNA-CD and COV-CD (generated vs true test set, normalised spine frame);
+* **paired**: Chamfer distance (mm, mean of both directions) to the true scan of the same spine;
+* **spine**: mean lateral deviation of the back's own midline from the requested ESL, and the requested
+  ESL's mean distance to the nearest generated point (mm), at ``--eval-points``.
+
+The floor row is a second phantom draw of each test spine: what the true distribution scores.
+Writes ``benchmarks/results/<stem>.json`` and ``<stem>.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: benchmarks/ holds common.py
+from common import (  # noqa: E402
+    CONFIGS_DIR,
+    BENCHMARK_MODEL_OVERRIDES,
+    command_line,
+    hardware_info,
+    markdown_table,
+    paired_distances,
+    quiet_lightning,
+    read_train_config,
+    sample_backs,
+    spine_scores,
+    timer,
+    to_mm,
+    train_point_diffusion,
+    write_results,
+)
+from fidelity import MODES, collect, floor_draws, make_datamodule  # noqa: E402
+
+log = logging.getLogger("generator_ablation")
+
+#: each variant: (what it changes, model-kwarg overrides, denoiser-kwarg overrides)
+VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "baseline": ("configs/quickstart.yaml as shipped", {}, {}),
+    "relative": ("+ spine-relative point features", {}, {"spine_relative": True}),
+    "minsnr": ("+ Min-SNR-5 loss weighting", {"loss_weighting": "min_snr"}, {}),
+    "relative_minsnr": ("+ spine-relative + Min-SNR-5", {"loss_weighting": "min_snr"}, {"spine_relative": True}),
+    "box": ("+ fixed voxel box (1.5)", {}, {"voxel_normalize": False, "voxel_extent": 1.5}),
+    "relative_box": ("+ spine-relative + fixed voxel box (1.5)", {},
+                     {"spine_relative": True, "voxel_normalize": False, "voxel_extent": 1.5}),
+}
+
+
+def variant_model_kwargs(name: str, lr_schedule: str | None) -> dict[str, Any]:
+    """PointDiffusion kwargs of one variant: the quickstart's model section with the variant's changes."""
+    model = copy.deepcopy(read_train_config(CONFIGS_DIR / "quickstart.yaml")["model"])
+    _, overrides, denoiser_overrides = VARIANTS[name]
+    model.update(overrides)
+    model["denoiser_kwargs"] = {**model.get("denoiser_kwargs", {}), **denoiser_overrides}
+    if lr_schedule is not None:
+        model["lr_schedule"] = lr_schedule
+    model.update(BENCHMARK_MODEL_OVERRIDES)
+    for key in ("num_points", "num_keypoints", "line", "normalize"):
+        model.pop(key, None)
+    return model
+
+
+def score_surface(backs_mm: torch.Tensor) -> dict[str, float]:
+    """Median surface variation and median 1-99 % depth extent (mm) over backs (B, N, 3) in mm."""
+    from pcdiff.metrics.surface import depth_extent, surface_variation
+
+    return {
+        "surface_variation": float(surface_variation(backs_mm).median()),
+        "depth_extent_mm": float(depth_extent(backs_mm).median()),
+    }
+
+
+def score_row(backs: torch.Tensor, test: Any) -> dict[str, Any]:
+    """Every metric of one row; ``backs`` (S, N, 3) normalised, one per test spine, in test order."""
+    from pcdiff.metrics.generation import generation_metrics
+
+    backs_mm = to_mm(backs, test.center, test.scale)
+    row: dict[str, Any] = score_surface(backs_mm)
+    row.update(generation_metrics(backs, test.points, distances=("cd",), metrics=("cov", "1nna")))
+    row["paired_cd_mm"] = float(paired_distances(backs, test.points, test.scale, emd=False)["chamfer_mm"].mean())
+    cond = spine_scores(backs_mm, test.esl_mm)
+    for key, values in cond.items():
+        ok = np.isfinite(values)
+        row[key] = float(values[ok].mean()) if ok.any() else float("nan")
+    row["spine_metric_failed"] = int((~np.isfinite(cond["lateral_mm"])).sum())
+    return row
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=sorted(VARIANTS))
+    parser.add_argument("--train-steps", type=int, default=600)
+    parser.add_argument("--train-points", type=int, default=1024)
+    parser.add_argument("--eval-points", type=int, default=2048)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--train-scans", type=int, default=200)
+    parser.add_argument("--test-scans", type=int, default=32)
+    parser.add_argument("--num-keypoints", type=int, default=16)
+    parser.add_argument("--sampler", default=None, help="default: the quickstart's sampler")
+    parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the quickstart's)")
+    parser.add_argument("--lr-schedule", default=None, help="override the quickstart's LR schedule (e.g. constant_with_warmup)")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="VARIANT=PATH",
+                        help="score this checkpoint as VARIANT instead of training it (repeatable)")
+    parser.add_argument("--save-checkpoints", type=Path, default=None, help="folder for <variant>.ckpt")
+    parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument("--stem", default="generator_ablation")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    import dataclasses
+
+    from pcdiff.diffusion.module import PointDiffusion
+
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    quiet_lightning()
+    hardware = hardware_info()
+    load_start = os.getloadavg()[0]
+    quick = read_train_config(CONFIGS_DIR / "quickstart.yaml")["model"]
+    sampler = args.sampler or quick["sampler"]
+    steps = args.steps or quick["num_inference_steps"]
+    checkpoints = dict(spec.split("=", 1) for spec in args.checkpoint)
+
+    base = dataclasses.replace(
+        MODES["quick"], num_points=args.train_points, train_scans=args.train_scans, test_scans=args.test_scans,
+        batch_size=args.batch_size, num_keypoints=args.num_keypoints,
+    )
+    evaluation = dataclasses.replace(base, num_points=args.eval_points)
+    with timer() as t_data:
+        data_dir = make_datamodule(base, args.cache_dir, augment=False).resolve_data_dir()
+        dm = make_datamodule(base, args.cache_dir, augment=True, data_dir=data_dir)
+        dm.prepare_data()
+        dm.setup("fit")
+        plain = make_datamodule(evaluation, args.cache_dir, augment=False, data_dir=data_dir)
+        plain.setup("fit")
+        test = collect(plain.dataset("test"))
+        floor_points, test.esl_mm = floor_draws(test, data_dir, evaluation)
+    log.info("data: %d test spines at %d points (%.0f s)", len(test.names), args.eval_points, t_data["s"])
+
+    rows = [{"variant": "floor", "change": "second phantom draw", **score_row(floor_points, test)}]
+    true_surface = score_surface(to_mm(test.points, test.center, test.scale))
+    for name in args.variants:
+        change = VARIANTS[name][0]
+        loads = [os.getloadavg()[0]]
+        if name in checkpoints:
+            module, train_s = PointDiffusion.load_from_checkpoint(checkpoints[name], map_location="cpu").eval(), None
+        else:
+            save = None if args.save_checkpoints is None else args.save_checkpoints / f"{name}.ckpt"
+            module, train_s = train_point_diffusion(
+                dm, max_steps=args.train_steps, seed=0, save_checkpoint=save, gradient_clip_val=1.0,
+                **variant_model_kwargs(name, args.lr_schedule),
+            )
+        loads.append(os.getloadavg()[0])
+        backs, sample_s = sample_backs(module, test.spine, num_points=args.eval_points, sampler=sampler,
+                                       num_inference_steps=steps, seed=0)
+        row = {"variant": name, "change": change, "train_s": train_s, "sample_s": sample_s,
+               "load_1min": max(loads), **score_row(backs, test)}
+        log.info("%s: %s", name, {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
+        rows.append(row)
+
+    columns = [
+        ("variant", "variant", ""), ("change", "change", ""),
+        ("surface_variation", "surface var.", ".4f"), ("depth_extent_mm", "depth 1-99% (mm)", ".0f"),
+        ("1-NNA-CD", "1-NNA-CD %", ".1f"), ("COV-CD", "COV-CD %", ".1f"), ("paired_cd_mm", "paired CD (mm)", ".1f"),
+        ("lateral_mm", "midline lateral (mm)", ".1f"), ("esl_to_surface_mm", "ESL to surface (mm)", ".1f"),
+        ("train_s", "train (s)", ".0f"), ("sample_s", "sample (s)", ".0f"), ("load_1min", "load", ".1f"),
+    ]
+    settings = {k: v for k, v in vars(args).items() if k not in ("cache_dir",)}
+    settings.update(sampler=sampler, sampler_steps=steps)
+    markdown = "\n".join([
+        f"# Generator ablation: {args.train_steps} steps x batch {args.batch_size} x {args.train_points} points, "
+        f"scored at {args.eval_points} points on {len(test.names)} held-out phantoms",
+        "", "```bash", command_line(), "```", "",
+        f"True test scans: surface variation {true_surface['surface_variation']:.4f}, depth extent "
+        f"{true_surface['depth_extent_mm']:.0f} mm. Sampler: {sampler} x {steps}. Load at start {load_start:.1f} "
+        f"on {hardware.get('cpu_count')} cores (the `load` column is the highest 1-min load seen per row).",
+        "", markdown_table(rows, columns), "",
+    ])
+    payload = {"settings": settings, "hardware": hardware, "true": true_surface, "rows": rows}
+    write_results(args.stem, payload, markdown)
+    print(markdown)
+    return payload
+
+
+if __name__ == "__main__":
+    started = time.perf_counter()
+    main()
+    log.info("total %.0f s", time.perf_counter() - started)
