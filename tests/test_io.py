@@ -185,7 +185,7 @@ def _corrupt_too_few(ply, js):
 
 
 BAD_INPUTS = {
-    "garbage ply": (_corrupt_ply_garbage, "ply", "unreadable or empty"),
+    "garbage ply": (_corrupt_ply_garbage, "ply", "not a PLY file"),
     "empty ply": (_corrupt_ply_empty, "ply", "empty file"),
     "header-only ply": (_corrupt_ply_header_only, "ply", "unreadable or empty"),
     "nan": (_corrupt_nan, "ply", "NaN/inf"),

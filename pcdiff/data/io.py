@@ -79,6 +79,108 @@ class ScanList(list):
 # --------------------------------------------------------------------------------------------
 
 
+_PLY_TYPE_SIZES = {
+    "char": 1, "uchar": 1, "int8": 1, "uint8": 1,
+    "short": 2, "ushort": 2, "int16": 2, "uint16": 2,
+    "int": 4, "uint": 4, "int32": 4, "uint32": 4, "float": 4, "float32": 4,
+    "double": 8, "float64": 8,
+}
+
+
+def _check_ply_size(path: Path) -> None:
+    """Refuse a PLY whose data is shorter than its header declares (Open3D reads it anyway).
+
+    Binary: the byte size of every element is computed from the header (lists are walked), ASCII: the
+    number of data lines (and the values of the last vertex line) are counted.
+
+    Raises:
+        InvalidScanError: no valid header, or ``truncated: header declares N vertices, file holds M``.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    end = data.find(b"end_header")
+    if not data.startswith(b"ply") or end < 0:
+        raise InvalidScanError(path, "not a PLY file or truncated header (no 'ply' ... 'end_header')")
+    body_start = data.find(b"\n", end)
+    if body_start < 0:
+        raise InvalidScanError(path, "truncated header (nothing after 'end_header')")
+    body_start += 1
+    fmt = None
+    elements: list[tuple[str, int, list[tuple[str | None, str]]]] = []  # name, count, [(list count type, type)]
+    for raw in data[:end].decode("ascii", errors="replace").splitlines():
+        words = raw.split()
+        if not words:
+            continue
+        try:
+            if words[0] == "format":
+                fmt = words[1]
+            elif words[0] == "element":
+                elements.append((words[1], int(words[2]), []))
+            elif words[0] == "property" and elements:
+                if words[1] == "list":
+                    elements[-1][2].append((words[2], words[3]))
+                else:
+                    elements[-1][2].append((None, words[1]))
+        except (IndexError, ValueError) as exc:
+            raise InvalidScanError(path, f"malformed PLY header line {raw!r}") from exc
+    vertex = next((i for i, (name, _, _) in enumerate(elements) if name == "vertex"), None)
+    if fmt not in ("ascii", "binary_little_endian", "binary_big_endian") or vertex is None:
+        raise InvalidScanError(path, f"PLY header without a known format and a vertex element (format {fmt!r})")
+    for _, _, props in elements:
+        for count_type, value_type in props:
+            if value_type not in _PLY_TYPE_SIZES or (count_type is not None and count_type not in _PLY_TYPE_SIZES):
+                raise InvalidScanError(path, f"PLY header has an unknown property type in {props}")
+    declared = elements[vertex][1]
+
+    def truncated(held: int, what: str = "") -> InvalidScanError:
+        return InvalidScanError(path, f"truncated: header declares {declared} vertices, file holds {held}{what}")
+
+    if fmt == "ascii":
+        lines = [ln for ln in data[body_start:].split(b"\n") if ln.strip()]
+        before = sum(count for _, count, _ in elements[:vertex])
+        held = max(0, min(declared, len(lines) - before))
+        if held < declared:
+            raise truncated(held)
+        props = elements[vertex][2]
+        if declared and all(c is None for c, _ in props) and len(lines[before + declared - 1].split()) < len(props):
+            raise truncated(declared - 1, " (the last vertex line is cut short)")
+        needed = sum(count for _, count, _ in elements)
+        if len(lines) < needed:
+            raise truncated(declared, f" but only {len(lines) - before - declared} of the "
+                                      f"{needed - before - declared} lines of the elements after it")
+        return
+    order = "<" if fmt == "binary_little_endian" else ">"
+    size, offset = len(data), body_start
+    for index, (name, count, props) in enumerate(elements):
+        if all(c is None for c, _ in props):
+            row = sum(_PLY_TYPE_SIZES[t] for _, t in props)
+            need = offset + count * row
+            if need > size:
+                if index == vertex:
+                    raise truncated((size - offset) // row if row else 0)
+                if index < vertex:
+                    raise truncated(0, f" (element {name!r} before it is cut short)")
+                raise truncated(declared, f" but element {name!r} is cut short")
+            offset = need
+            continue
+        # an element with list properties: walk its rows
+        for held in range(count):
+            for count_type, value_type in props:
+                if count_type is None:
+                    offset += _PLY_TYPE_SIZES[value_type]
+                    continue
+                width = _PLY_TYPE_SIZES[count_type]
+                if offset + width > size:
+                    offset = size + 1
+                    break
+                n = int.from_bytes(data[offset:offset + width], "little" if order == "<" else "big")
+                offset += width + n * _PLY_TYPE_SIZES[value_type]
+            if offset > size:
+                if index == vertex:
+                    raise truncated(held)
+                raise truncated(declared if index > vertex else 0, f" but element {name!r} is cut short")
+
+
 def read_point_cloud(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Read a point cloud with Open3D (``.ply``/``.pcd``/``.xyz``) or numpy (``.npz``).
 
@@ -106,6 +208,8 @@ def read_point_cloud(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndar
 
         if path.stat().st_size == 0:
             raise InvalidScanError(path, "empty file")
+        if path.suffix.lower() == ".ply":
+            _check_ply_size(path)
         # Open3D prints a warning and returns an empty cloud on a parse error instead of raising.
         pcd = o3d.io.read_point_cloud(str(path), remove_nan_points=False, remove_infinite_points=False)
         points = np.asarray(pcd.points)
