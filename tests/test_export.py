@@ -1,0 +1,59 @@
+"""python -m pcdiff.export: an existing non-empty folder needs --overwrite, which replaces the earlier export."""
+
+import json
+
+import lightning as L
+import pytest
+
+from pcdiff.diffusion.testing import tiny_datamodule, tiny_module
+from pcdiff.export import export_pipeline, main
+from pcdiff.pipelines import SpineToBackPipeline
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny model trained 1 step, saved as a Lightning checkpoint."""
+    tmp = tmp_path_factory.mktemp("ckpt")
+    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp)
+    trainer.fit(tiny_module("pvcnn"), tiny_datamodule(tmp_path_factory.getbasetemp() / "phantom-cache"))
+    trainer.save_checkpoint(tmp / "tiny.ckpt")
+    return tmp / "tiny.ckpt"
+
+
+def _scheduler_class(folder):
+    return json.loads((folder / "model_index.json").read_text())["scheduler"][1]
+
+
+def test_existing_export_is_refused_without_overwrite(checkpoint, tmp_path, capsys):
+    out = tmp_path / "pipe"
+    main([str(checkpoint), str(out), "--sampler", "ddim"])
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(SystemExit) as exc:
+        main([str(checkpoint), str(out), "--sampler", "dpm++"])
+    assert exc.value.code == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    with pytest.raises(FileExistsError, match="overwrite"):  # the Python API refuses too
+        export_pipeline(checkpoint, out)
+
+
+def test_overwrite_replaces_the_earlier_export(checkpoint, tmp_path):
+    out = tmp_path / "pipe"
+    main([str(checkpoint), str(out), "--sampler", "ddim"])
+    assert _scheduler_class(out) == "DDIMScheduler"
+    stale = out / "denoiser" / "diffusion_pytorch_model.bin"  # e.g. from an older, non-safetensors export
+    stale.write_bytes(b"old")
+    (out / "notes.txt").write_text("mine")
+    main([str(checkpoint), str(out), "--sampler", "dpm++", "--overwrite"])
+    assert _scheduler_class(out) == "DPMSolverMultistepScheduler"
+    assert not stale.exists()
+    assert (out / "notes.txt").read_text() == "mine"  # only the earlier pipeline is removed
+    SpineToBackPipeline.from_pretrained(str(out))
+
+
+def test_empty_existing_folder_needs_no_flag(checkpoint, tmp_path):
+    out = tmp_path / "pipe"
+    out.mkdir()
+    assert main([str(checkpoint), str(out)]) == out
+    assert (out / "model_index.json").is_file()
