@@ -9,7 +9,13 @@
 Without ``--data.data_dir`` the data module trains on the embedded phantom (generated into a cache on
 first use). The data module's ``num_keypoints``, ``num_points``, ``line`` and ``normalize`` are linked
 to the model's (set them under ``data:``), so the checkpoint records the normalisation it was trained with.
-Devices, DDP, precision and gradient clipping are ``--trainer.*`` flags.
+Devices, DDP, precision and gradient clipping are ``--trainer.*`` flags, e.g. ``--trainer.strategy ddp
+--trainer.devices 2`` (``--trainer.accelerator cpu`` runs DDP over gloo).
+
+Checkpoints: the shipped configs' ``ModelCheckpoint`` writes ``last.ckpt`` every ``every_n_train_steps``, at the
+end of training and on an interrupt (``save_on_exception``: Ctrl-C, SIGTERM, a crash), so a stopped run resumes with
+``--ckpt_path <dirpath>/last.ckpt`` at the step where it stopped. ``--trainer.fast_dev_run`` writes no checkpoint
+(its checkpoint callbacks are dropped, so a smoke test never replaces a real run's ``last.ckpt``).
 """
 
 from __future__ import annotations
@@ -17,7 +23,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from pcdiff.data.datamodule import BackScanDataModule
 from pcdiff.diffusion.module import PointDiffusion
@@ -33,6 +42,20 @@ class PcdiffCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 (jsonargparse parser)
         for key in LINKED:
             parser.link_arguments(f"data.{key}", f"model.{key}")
+
+    def instantiate_trainer(self, **kwargs) -> Trainer:  # noqa: ANN003 (LightningCLI's trainer kwargs)
+        """The trainer, without checkpoint callbacks under ``fast_dev_run``.
+
+        Lightning's ``fast_dev_run`` says "checkpointing is suppressed", yet ``ModelCheckpoint(save_last=True)``
+        still writes a 1-step ``last.ckpt`` at train end, into the configured (the real run's) ``dirpath``.
+        """
+        trainer = super().instantiate_trainer(**kwargs)
+        if trainer.fast_dev_run:
+            dropped = [c for c in trainer.callbacks if isinstance(c, Checkpoint)]
+            if dropped:
+                trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, Checkpoint)]
+                rank_zero_info(f"fast_dev_run: writing no checkpoints (dropped {', '.join(type(c).__name__ for c in dropped)})")
+        return trainer
 
 
 def normalize_argv(argv: Sequence[str]) -> list[str]:

@@ -100,10 +100,10 @@ def _check_ply_size(path: Path) -> None:
         data = f.read()
     end = data.find(b"end_header")
     if not data.startswith(b"ply") or end < 0:
-        raise InvalidScanError(path, "not a PLY file or truncated header (no 'ply' ... 'end_header')")
+        raise InvalidScanError(path, "unreadable or empty point cloud (not a PLY file, or its header is cut short: no 'ply' ... 'end_header')")
     body_start = data.find(b"\n", end)
     if body_start < 0:
-        raise InvalidScanError(path, "truncated header (nothing after 'end_header')")
+        raise InvalidScanError(path, "unreadable or empty point cloud (truncated header: nothing after 'end_header')")
     body_start += 1
     fmt = None
     elements: list[tuple[str, int, list[tuple[str | None, str]]]] = []  # name, count, [(list count type, type)]
@@ -122,14 +122,14 @@ def _check_ply_size(path: Path) -> None:
                 else:
                     elements[-1][2].append((None, words[1]))
         except (IndexError, ValueError) as exc:
-            raise InvalidScanError(path, f"malformed PLY header line {raw!r}") from exc
+            raise InvalidScanError(path, f"unreadable or empty point cloud (malformed PLY header line {raw!r})") from exc
     vertex = next((i for i, (name, _, _) in enumerate(elements) if name == "vertex"), None)
     if fmt not in ("ascii", "binary_little_endian", "binary_big_endian") or vertex is None:
-        raise InvalidScanError(path, f"PLY header without a known format and a vertex element (format {fmt!r})")
+        raise InvalidScanError(path, f"unreadable or empty point cloud (PLY header without a known format and a vertex element; format {fmt!r})")
     for _, _, props in elements:
         for count_type, value_type in props:
             if value_type not in _PLY_TYPE_SIZES or (count_type is not None and count_type not in _PLY_TYPE_SIZES):
-                raise InvalidScanError(path, f"PLY header has an unknown property type in {props}")
+                raise InvalidScanError(path, f"unreadable or empty point cloud (PLY header has an unknown property type in {props})")
     declared = elements[vertex][1]
 
     def truncated(held: int, what: str = "") -> InvalidScanError:

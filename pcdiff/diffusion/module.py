@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
@@ -33,6 +34,38 @@ log = logging.getLogger(__name__)
 PredictionType = Literal["epsilon", "v_prediction", "sample"]
 LossWeighting = Literal["uniform", "min_snr"]
 Stage = Literal["train", "val", "test"]
+
+
+def initial_denoiser_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """Denoiser weights to fine-tune from: a Lightning checkpoint's EMA (else raw) denoiser, or a pipeline folder's.
+
+    Args:
+        path: a ``PointDiffusion`` training checkpoint (``.ckpt``) or a folder written by ``pcdiff.export``
+            (``denoiser/diffusion_pytorch_model.safetensors``).
+
+    Raises:
+        FileNotFoundError: nothing at ``path``, or a folder without denoiser weights.
+        ValueError: a file that is not a PointDiffusion checkpoint.
+    """
+    path = Path(path)
+    if path.is_dir():
+        weights = path / "denoiser" / "diffusion_pytorch_model.safetensors"
+        if not weights.is_file():
+            raise FileNotFoundError(f"model.init_from={str(path)!r}: a folder without {weights.relative_to(path)}")
+        from safetensors.torch import load_file
+
+        return load_file(str(weights))
+    if not path.is_file():
+        raise FileNotFoundError(f"model.init_from={str(path)!r}: no such checkpoint or pipeline folder")
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)["state_dict"]
+    except Exception as exc:  # pickle/zip errors say nothing a user can act on
+        raise ValueError(f"model.init_from={str(path)!r}: not a pcdiff training checkpoint, or corrupt ({exc})") from exc
+    for prefix in ("ema.module.", "denoiser."):
+        weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if weights:
+            return weights
+    raise ValueError(f"model.init_from={str(path)!r}: checkpoint holds no denoiser weights")
 
 
 class PointDiffusion(L.LightningModule):
@@ -70,6 +103,10 @@ class PointDiffusion(L.LightningModule):
         ema_decay: EMA decay of the weights used for validation and sampling; ``None`` disables EMA.
         val_num_samples: scans sampled from the first validation batch for the Chamfer figure (0 disables).
         log_images: log a picture of the sampled scans (needs a TensorBoard logger).
+        init_from: fine-tune: start the denoiser (and its EMA) from these weights, a training checkpoint
+            (``.ckpt``, its EMA weights when it has them) or an exported pipeline folder. Unlike
+            ``--ckpt_path``, the optimiser, LR schedule and step count start afresh. The denoiser settings
+            must match the weights' (the error names the first mismatching tensor).
     """
 
     def __init__(
@@ -99,6 +136,7 @@ class PointDiffusion(L.LightningModule):
         ema_decay: float | None = 0.999,
         val_num_samples: int = 4,
         log_images: bool = True,
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -126,6 +164,8 @@ class PointDiffusion(L.LightningModule):
         build_sampler(sampler, self.noise_scheduler, **(sampler_kwargs or {}))
 
         self.denoiser = build_denoiser(denoiser, **(denoiser_kwargs or {}))
+        if init_from is not None:
+            self.denoiser.load_state_dict(initial_denoiser_weights(init_from))
         self.ema = make_ema(self.denoiser, ema_decay) if ema_decay else None
         self._ema_step = -1
 
