@@ -14,7 +14,7 @@ from pcdiff.metrics import (
 )
 from pcdiff.metrics._numba import is_numba_available
 from pcdiff.metrics.bounded_search import chamfer_search, emd_search
-from pcdiff.metrics.generation import DenseDistances, PrunedDistances
+from pcdiff.metrics.generation import DenseDistances, LowerBoundDistances
 from pcdiff.metrics.jsd import jensen_shannon_divergence
 
 
@@ -65,12 +65,21 @@ def test_one_nna_near_50_for_one_distribution_and_100_for_different_ones():
     assert different["MMD-CD"] > 5 * same["MMD-CD"]
 
 
-def test_pruned_emd_search_equals_full_matrix_with_fewer_pairs():
+@pytest.mark.parametrize("search", ["auto", "lower_bounds"])
+def test_pruned_emd_search_equals_full_matrix_with_fewer_pairs(search):
     gen, ref = _ellipsoids(2, 8, points=32), _ellipsoids(3, 8, points=32, offset=0.3)
     full = generation_metrics(gen, ref, distances=("emd",), emd_search="full")
-    pruned = generation_metrics(gen, ref, distances=("emd",), emd_search="pruned")
+    pruned = generation_metrics(gen, ref, distances=("emd",), emd_search=search)
     assert pruned.pop("EMD-pairs") < full.pop("EMD-pairs") == 16 * 15 / 2
     assert pruned == pytest.approx(full, rel=1e-12)
+
+
+def test_search_names_are_checked():
+    gen = _ellipsoids(0, 3, points=16)
+    with pytest.raises(ValueError, match="'pruned' is now 'bounded' or 'lower_bounds'"):
+        generation_metrics(gen, gen, distances=("emd",), emd_search="pruned")
+    with pytest.raises(ValueError, match="cd_search must be one of"):
+        generation_metrics(gen, gen, distances=("cd",), cd_search="lower_bounds")
 
 
 def test_pruned_search_returns_true_nearest():
@@ -79,7 +88,7 @@ def test_pruned_search_returns_true_nearest():
     true = true + true.T
     lower = true * torch.rand(12, 12, generator=g, dtype=torch.float64)
     lower = torch.minimum(lower, lower.T)
-    oracle = PrunedDistances(lower, lambda a, b: true[a, b])
+    oracle = LowerBoundDistances(lower, lambda a, b: true[a, b])
     for q in range(12):
         cand = torch.tensor([c for c in range(12) if c != q])
         assert oracle.nearest(q, cand) == DenseDistances(true).nearest(q, cand)
@@ -137,7 +146,7 @@ def test_chamfer_search_gives_the_full_matrix_results(metrics):
     gen = _ellipsoids(12, 10, points=48) + 2 * torch.randn(10, 1, 3, generator=torch.Generator().manual_seed(0))
     ref = _ellipsoids(13, 9, points=40) + 2 * torch.randn(9, 1, 3, generator=torch.Generator().manual_seed(1))
     full = generation_metrics(gen, ref, distances=("cd",), metrics=metrics, cd_search="full")
-    pruned = generation_metrics(gen, ref, distances=("cd",), metrics=metrics, cd_search="pruned")
+    pruned = generation_metrics(gen, ref, distances=("cd",), metrics=metrics, cd_search="bounded")
     assert pruned == pytest.approx(full, rel=1e-12)
     found = chamfer_search([*gen, *ref], 10, metrics)
     assert 0 < found.work < 1  # fewer nearest-neighbour queries than the full matrix

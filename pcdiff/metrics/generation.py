@@ -13,24 +13,29 @@ d is the squared-sum Chamfer of :mod:`pcdiff.metrics.chamfer` (``CD``) or the me
 of :mod:`pcdiff.metrics.emd` (``EMD``). Normalisation happens before, in
 :mod:`pcdiff.metrics.normalization`.
 
-Search: the three metrics need only nearest neighbours. With numba installed, ``cd_search="pruned"`` and
-``emd_search="pruned"`` use the certified interval searches of :mod:`pcdiff.metrics.bounded_search`
-(CD: exact, partial sums as lower bounds; EMD: cheap bounds, then auction bounds, the reported values
-exact or within ``emd_rel_tol`` with exact nearest neighbours). Without numba the older searches below run.
+Searches: the three metrics need only nearest neighbours, so each distance has searches that skip most
+of the full matrix. Each search has one name, accepted by ``cd_search`` / ``emd_search``:
 
-The lower-bound EMD search (the default without numba): every Chamfer pair costs ~1 ms with KD-trees, but an exact EMD pair costs ~0.5 s, and the
-three metrics need about ``(|G| + |R|)^2 / 2`` pairs. They only need *nearest neighbours*, though, and
-``EMD(x, y) >= max(mean_i min_j |x_i - y_j|, mean_j min_i |y_j - x_i|, |mean(x) - mean(y)|)`` (every
-matched distance is at least the nearest-neighbour distance; Jensen for the centroids). So
-``emd_search="lower_bounds"`` visits candidates in Chamfer order and skips those whose bound is not
-below the best EMD found: the result equals the full matrix's (tested) with fewer EMDs -- how many fewer
-depends on how much the clouds differ compared with the sampling noise (two samples of one distribution
-prune little, distinct shapes prune a lot; the benchmark reports the count).
+* ``"full"`` -- the whole (S, S) matrix, ``S = |G| + |R|`` (CD and EMD).
+* ``"bounded"`` -- the certified interval searches of :mod:`pcdiff.metrics.bounded_search` (needs numba).
+  CD: exact, partial sums as lower bounds. EMD: cheap bounds, then auction bounds, the reported values
+  exact or within ``emd_rel_tol`` with exact nearest neighbours.
+* ``"lower_bounds"`` (EMD only) -- every Chamfer pair costs ~1 ms with KD-trees, but an exact EMD pair
+  costs ~0.5 s, and the three metrics need about ``S^2 / 2`` pairs. Since
+  ``EMD(x, y) >= max(mean_i min_j |x_i - y_j|, mean_j min_i |y_j - x_i|, |mean(x) - mean(y)|)`` (every
+  matched distance is at least the nearest-neighbour distance; Jensen for the centroids), this search
+  visits candidates in Chamfer order and skips those whose bound is not below the best EMD found
+  (:class:`LowerBoundDistances`): the result equals the full matrix's (tested) with fewer EMDs -- how
+  many fewer depends on how much the clouds differ compared with the sampling noise (two samples of one
+  distribution prune little, distinct shapes prune a lot; the benchmark reports the count).
+* ``"auto"`` (the default) -- ``"bounded"`` with numba installed, else ``"full"`` for CD and
+  ``"lower_bounds"`` for EMD.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from typing import Literal
 
 import torch
@@ -46,11 +51,15 @@ from .emd import Method, earth_movers_distance, pairwise_emd
 
 
 class DenseDistances:
-    """Nearest-neighbour queries on a fully computed (S, S) distance matrix."""
+    """Nearest-neighbour queries on a computed (S, S) distance matrix.
 
-    def __init__(self, matrix: torch.Tensor) -> None:
+    ``evaluated``: how many distances were computed to fill it (default: all ``S (S - 1) / 2`` pairs; a
+    bounded search passes its own count, its dropped pairs being ``inf``).
+    """
+
+    def __init__(self, matrix: torch.Tensor, evaluated: float | None = None) -> None:
         self.matrix = matrix
-        self.evaluated = matrix.shape[0] * (matrix.shape[0] - 1) // 2
+        self.evaluated = matrix.shape[0] * (matrix.shape[0] - 1) // 2 if evaluated is None else evaluated
 
     def nearest(self, query: int, candidates: torch.Tensor) -> tuple[float, int]:
         """Smallest distance from cloud ``query`` to the clouds ``candidates`` and which one attains it."""
@@ -59,7 +68,7 @@ class DenseDistances:
         return float(row[k]), int(candidates[k])
 
 
-class PrunedDistances:
+class LowerBoundDistances:
     """Nearest-neighbour queries that evaluate an expensive symmetric distance lazily.
 
     Candidates are visited in increasing ``proxy`` order, skipping every candidate whose ``lower`` bound is
@@ -114,7 +123,7 @@ class PrunedDistances:
         return best, best_idx
 
 
-Distances = DenseDistances | PrunedDistances
+Distances = DenseDistances | LowerBoundDistances
 
 
 def mmd_cov(distances: Distances, num_generated: int, num_reference: int, progress: bool = False) -> dict[str, float]:
@@ -149,6 +158,90 @@ def one_nn_accuracy(
     }
 
 
+CDSearch = Literal["auto", "bounded", "full"]
+EMDSearch = Literal["auto", "bounded", "lower_bounds", "full"]
+
+
+class _Sets:
+    """The clouds of one :func:`generation_metrics` call, ``[generated..., reference...]``, with the
+    directed nearest-neighbour means computed at most once (the full CD and the EMD lower bounds share them).
+    """
+
+    def __init__(self, generated: torch.Tensor, reference: torch.Tensor, progress: bool) -> None:
+        self.generated, self.reference, self.progress = generated, reference, progress
+        self.num_generated = generated.shape[0]
+
+    @cached_property
+    def union(self) -> torch.Tensor:
+        """(G + R, N, 3); only for equal point counts."""
+        return torch.cat([self.generated, self.reference])
+
+    @cached_property
+    def nearest_means(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(squared, plain)`` (S, S) float64 directed mean nearest-neighbour distances (units^2, units)."""
+        if self.generated.shape[1] == self.reference.shape[1]:
+            return pairwise_nearest_means(self.union, progress=self.progress)
+        # different point counts: assemble the union matrices block by block
+        sets = (self.generated, self.reference)
+        blocks = [[pairwise_nearest_means(a, b, progress=self.progress) for b in sets] for a in sets]
+        sq = torch.cat([torch.cat([blk[0] for blk in row], 1) for row in blocks], 0)
+        plain = torch.cat([torch.cat([blk[1] for blk in row], 1) for row in blocks], 0)
+        return sq, plain
+
+
+def _cd_full(sets: _Sets, metrics: Sequence[str]) -> Distances:
+    sq, _ = sets.nearest_means
+    return DenseDistances(sq + sq.T)
+
+
+def _cd_bounded(sets: _Sets, metrics: Sequence[str]) -> Distances:
+    return DenseDistances(chamfer_search([*sets.generated, *sets.reference], sets.num_generated, metrics).matrix)
+
+
+def _emd_full(sets: _Sets, metrics: Sequence[str], method: Method, rel_tol: float) -> Distances:
+    return DenseDistances(pairwise_emd(sets.union, method=method, rel_tol=rel_tol, progress=sets.progress))
+
+
+def _emd_bounded(sets: _Sets, metrics: Sequence[str], method: Method, rel_tol: float) -> Distances:
+    found = bounded_emd_search(sets.union, sets.num_generated, metrics, exact=method == "exact", rel_tol=rel_tol)
+    return DenseDistances(found.matrix, evaluated=found.work)
+
+
+def _emd_lower_bounds(sets: _Sets, metrics: Sequence[str], method: Method, rel_tol: float) -> Distances:
+    union = sets.union
+    _, plain = sets.nearest_means
+    centroids = union.double().mean(1).cpu()
+    lower = torch.maximum(torch.maximum(plain, plain.T), torch.cdist(centroids, centroids))
+
+    def pair_fn(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return earth_movers_distance(union[a], union[b], method=method, rel_tol=rel_tol)
+
+    return LowerBoundDistances(lower, pair_fn, batch=1 if method == "exact" else 8, proxy=plain + plain.T)
+
+
+# One builder a search name; "auto" resolves to one of them in _pick_search.
+CD_SEARCHES: dict[str, Callable[[_Sets, Sequence[str]], Distances]] = {"bounded": _cd_bounded, "full": _cd_full}
+EMD_SEARCHES: dict[str, Callable[[_Sets, Sequence[str], Method, float], Distances]] = {
+    "bounded": _emd_bounded,
+    "lower_bounds": _emd_lower_bounds,
+    "full": _emd_full,
+}
+
+
+def _pick_search(
+    option: str, name: str, builders: dict[str, Callable[..., Distances]], fallback: str
+) -> Callable[..., Distances]:
+    """The builder of search ``name`` (``"auto"``: bounded with numba, else ``fallback``); loud on unknown names."""
+    if name == "auto":
+        name = "bounded" if is_numba_available() else fallback
+    if name not in builders:
+        hint = " ('pruned' is now 'bounded' or 'lower_bounds')" if name == "pruned" else ""
+        raise ValueError(f"{option} must be one of {['auto', *builders]}, got {name!r}{hint}")
+    if name == "bounded" and not is_numba_available():
+        raise ImportError(f"generation_metrics: {option}='bounded' needs numba (pip install numba); use '{fallback}'")
+    return builders[name]
+
+
 def generation_metrics(
     generated: torch.Tensor,
     reference: torch.Tensor,
@@ -156,10 +249,10 @@ def generation_metrics(
     distances: Sequence[Literal["cd", "emd"]] = ("cd", "emd"),
     metrics: Sequence[Literal["mmd", "cov", "1nna"]] = ("mmd", "cov", "1nna"),
     emd_method: Method = "exact",
-    emd_search: Literal["pruned", "lower_bounds", "full"] = "pruned",
+    emd_search: EMDSearch = "auto",
     emd_rel_tol: float = 1e-2,
     progress: bool = False,
-    cd_search: Literal["auto", "pruned", "full"] = "auto",
+    cd_search: CDSearch = "auto",
 ) -> dict[str, float]:
     """MMD, COV and 1-NNA of ``generated`` (G, N, 3) against ``reference`` (R, N, 3) with CD and/or EMD.
 
@@ -169,13 +262,14 @@ def generation_metrics(
         distances: which cloud distances to use.
         metrics: which of MMD / COV / 1-NNA to compute.
         emd_method: ``"exact"`` (assignment solver) or ``"auction"`` (certified within ``emd_rel_tol``).
-        emd_search: ``"pruned"`` lower-bound search (with numba: the interval search of
-            :func:`pcdiff.metrics.bounded_search.emd_search`; nearest neighbours exact, MMD exact or within
-            ``emd_rel_tol``; without numba the next search), ``"lower_bounds"`` (the Chamfer/centroid
-            lower-bound search with one solve a visited pair, :class:`PrunedDistances`) or ``"full"`` matrix.
+        emd_search: ``"bounded"`` (:func:`pcdiff.metrics.bounded_search.emd_search`, needs numba; nearest
+            neighbours exact, MMD exact or within ``emd_rel_tol``), ``"lower_bounds"`` (the Chamfer/centroid
+            lower-bound search with one solve a visited pair, :class:`LowerBoundDistances`), ``"full"``
+            matrix, or ``"auto"``: bounded when numba is installed, else lower_bounds.
         progress: tqdm bars.
-        cd_search: ``"pruned"`` (:func:`pcdiff.metrics.bounded_search.chamfer_search`, exact, needs numba
-            and 3-D points), ``"full"`` (the whole matrix) or ``"auto"``: pruned when numba is installed.
+        cd_search: ``"bounded"`` (:func:`pcdiff.metrics.bounded_search.chamfer_search`, exact, needs numba
+            and 3-D points), ``"full"`` (the whole matrix) or ``"auto"``: bounded when numba is installed,
+            else full.
 
     Returns:
         ``{"MMD-CD": ..., "COV-CD": ..., "1-NNA-CD": ..., "1-NNA-CD-gen": ..., ..., "EMD-pairs": n}``;
@@ -187,58 +281,21 @@ def generation_metrics(
     unknown = set(distances) - {"cd", "emd"} | set(metrics) - {"mmd", "cov", "1nna"}
     if unknown:
         raise ValueError(f"generation_metrics: unknown distances/metrics {sorted(unknown)}")
-    g, r = generated.shape[0], reference.shape[0]
-    results: dict[str, float] = {}
-    if cd_search == "auto":
-        cd_search = "pruned" if is_numba_available() else "full"
-    if cd_search not in ("pruned", "full"):
-        raise ValueError(f"cd_search must be 'auto', 'pruned' or 'full', got {cd_search!r}")
-    if "cd" in distances and cd_search == "pruned":
-        if not is_numba_available():
-            raise ImportError("generation_metrics: cd_search='pruned' needs numba (pip install numba); use 'full'")
-        found = chamfer_search([*generated, *reference], g, metrics)
-        results.update(_set_metrics(DenseDistances(found.matrix), g, r, metrics, "CD", progress))
-        distances = [d for d in distances if d != "cd"]
     if emd_method not in ("exact", "auction"):
         raise ValueError(f"EMD method must be 'auction' or 'exact', got {emd_method!r}")
-    bounded = "emd" in distances and emd_search == "pruned" and is_numba_available()
-    if "emd" in distances and emd_search == "pruned" and bounded and generated.shape[1] == reference.shape[1]:
-        found = bounded_emd_search(
-            torch.cat([generated, reference]), g, metrics, exact=emd_method == "exact", rel_tol=emd_rel_tol
-        )
-        results.update(_set_metrics(DenseDistances(found.matrix), g, r, metrics, "EMD", progress))
-        results["EMD-pairs"] = found.work
-        distances = [d for d in distances if d != "emd"]
-    if emd_search == "lower_bounds":
-        emd_search = "pruned"  # the lower-bound search below
-    if "cd" in distances or ("emd" in distances and emd_search == "pruned"):
-        if generated.shape[1] == reference.shape[1]:
-            union = torch.cat([generated, reference])
-            sq, plain = pairwise_nearest_means(union, progress=progress)
-        else:  # different point counts: assemble the union matrices block by block
-            sq, plain = _union_nearest_means(generated, reference, progress)
+    g, r = generated.shape[0], reference.shape[0]
+    sets = _Sets(generated, reference, progress)
+    results: dict[str, float] = {}
     if "cd" in distances:
-        results.update(_set_metrics(DenseDistances(sq + sq.T), g, r, metrics, "CD", progress))
+        cd_builder = _pick_search("cd_search", cd_search, CD_SEARCHES, fallback="full")
+        results.update(_set_metrics(cd_builder(sets, metrics), g, r, metrics, "CD", progress))
     if "emd" in distances:
+        emd_builder = _pick_search("emd_search", emd_search, EMD_SEARCHES, fallback="lower_bounds")
         if generated.shape[1] != reference.shape[1]:
             raise ValueError(
                 f"EMD needs equal point counts, got generated N={generated.shape[1]}, reference N={reference.shape[1]}"
             )
-        union = torch.cat([generated, reference])
-        if emd_search == "full":
-            oracle: Distances = DenseDistances(
-                pairwise_emd(union, method=emd_method, rel_tol=emd_rel_tol, progress=progress)
-            )
-        elif emd_search == "pruned":
-            centroids = union.double().mean(1).cpu()
-            lower = torch.maximum(torch.maximum(plain, plain.T), torch.cdist(centroids, centroids))
-
-            def pair_fn(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-                return earth_movers_distance(union[a], union[b], method=emd_method, rel_tol=emd_rel_tol)
-
-            oracle = PrunedDistances(lower, pair_fn, batch=1 if emd_method == "exact" else 8, proxy=plain + plain.T)
-        else:
-            raise ValueError(f"emd_search must be 'pruned', 'lower_bounds' or 'full', got {emd_search!r}")
+        oracle = emd_builder(sets, metrics, emd_method, emd_rel_tol)
         results.update(_set_metrics(oracle, g, r, metrics, "EMD", progress))
         results["EMD-pairs"] = float(oracle.evaluated)
     return results
@@ -254,13 +311,3 @@ def _set_metrics(
     if "1nna" in metrics:
         out.update({k.replace("1-NNA", f"1-NNA-{tag}"): v for k, v in one_nn_accuracy(oracle, g, r, progress).items()})
     return out
-
-
-def _union_nearest_means(
-    generated: torch.Tensor, reference: torch.Tensor, progress: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Directed nearest-neighbour means over G u R when the two sets have different point counts."""
-    blocks = [[pairwise_nearest_means(a, b, progress=progress) for b in (generated, reference)] for a in (generated, reference)]
-    sq = torch.cat([torch.cat([blk[0] for blk in row], 1) for row in blocks], 0)
-    plain = torch.cat([torch.cat([blk[1] for blk in row], 1) for row in blocks], 0)
-    return sq, plain
