@@ -8,7 +8,7 @@ from pcdiff.estimator.metrics import line_errors, pearson, summarize
 from pcdiff.estimator.model import SpineEstimatorNet
 from pcdiff.estimator.module import SpineEstimator, to_mm
 
-TINY = dict(width=16, num_centers=(64, 16), radii=(0.1, 0.25), num_neighbors=(16, 8), widths=(32, 64), global_dim=64, head_dim=64)
+TINY = dict(width=16, num_centres=(64, 16), radii=(0.1, 0.25), num_neighbours=(16, 8), widths=(32, 64), global_dim=64, head_dim=64)
 
 
 def vertical_line(k: int = 32, x: float = 0.0, length: float = 400.0) -> np.ndarray:
@@ -85,13 +85,13 @@ def test_model_shapes_template_and_save_reload(tmp_path):
     with pytest.raises(ValueError, match=r"\(B, N, 3\)"):
         net(torch.randn(2, 200))
     with pytest.raises(ValueError, match="one entry per level"):
-        SpineEstimatorNet(num_centers=(8,), radii=(0.1,), num_neighbors=(4, 4), widths=(8,))
+        SpineEstimatorNet(num_centres=(8,), radii=(0.1,), num_neighbours=(4, 4), widths=(8,))
 
 
 def test_module_rejects_mismatched_keypoints_and_bad_options():
     with pytest.raises(ValueError, match="loss"):
         SpineEstimator(loss="huber")
-    module = SpineEstimator(num_keypoints=8, **TINY)
+    module = SpineEstimator(num_keypoints=8, net_kwargs=TINY)
     with pytest.raises(ValueError, match="num_keypoints"):
         module.training_step(toy_batch(2, k=16), 0)
 
@@ -107,7 +107,7 @@ def test_estimator_learns_a_toy_ridge():
     torch.manual_seed(0)
     train = [toy_batch(8, seed=s) for s in range(8)]
     test = toy_batch(32, seed=100)
-    module = SpineEstimator(num_keypoints=16, lr=3e-3, dropout=0.0, **TINY)
+    module = SpineEstimator(num_keypoints=16, lr=3e-3, net_kwargs={**TINY, "dropout": 0.0})
     trainer = L.Trainer(
         max_epochs=20, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, accelerator="cpu",
@@ -127,9 +127,9 @@ def test_frame_is_recorded_and_the_isl_frame_refused():
 
     assert input_frame("line", "esl") == "esl"
     assert input_frame("landmarks", "isl") == "landmarks"
-    assert SpineEstimator(line="isl", input_frame="landmarks", **TINY).hparams.input_frame == "landmarks"
+    assert SpineEstimator(line="isl", input_frame="landmarks", net_kwargs=TINY).hparams.input_frame == "landmarks"
     with pytest.raises(ValueError, match="ISL's own frame"):
-        SpineEstimator(line="isl", input_frame=input_frame("line", "isl"), **TINY)
+        SpineEstimator(line="isl", input_frame=input_frame("line", "isl"), net_kwargs=TINY)
 
 
 @pytest.mark.slow
@@ -141,7 +141,8 @@ def test_cli_fast_dev_run_on_phantoms(tmp_path):
             "configs/estimator.yaml", "--trainer.fast_dev_run", "1", "--trainer.default_root_dir", str(tmp_path),
             "--data.phantom_num_scans", "12", "--data.num_points", "256", "--data.cache_dir", str(tmp_path / "cache"),
             "--data.batch_size", "4", "--data.line", "isl", "--data.normalize", "landmarks",
-            "--model.num_centers", "[64, 16]", "--model.widths", "[32, 64]", "--model.global_dim", "64",
+            "--model.net_kwargs.num_centres", "[64, 16]", "--model.net_kwargs.widths", "[32, 64]",
+            "--model.net_kwargs.global_dim", "64",
         ]
     )
     assert cli.model.hparams.line == "isl" and cli.model.hparams.input_frame == "landmarks"

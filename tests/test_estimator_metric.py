@@ -8,7 +8,7 @@ import torch
 from pcdiff.estimator.module import SpineEstimator
 from pcdiff.metrics.spine_estimator import estimate_lines, load_estimator, spine_estimator_metric
 
-TINY = dict(width=16, num_centers=(32, 8), radii=(0.1, 0.25), num_neighbors=(8, 8), widths=(16, 32), global_dim=32,
+TINY = dict(width=16, num_centres=(32, 8), radii=(0.1, 0.25), num_neighbours=(8, 8), widths=(16, 32), global_dim=32,
             head_dim=32)
 
 
@@ -25,7 +25,7 @@ def vertical_lines(b: int, rng: np.random.Generator) -> np.ndarray:
 def checkpoint(tmp_path_factory):
     """A Lightning checkpoint of an untrained tiny estimator (its zero-initialised head predicts the template)."""
     path = tmp_path_factory.mktemp("est") / "est.ckpt"
-    model = SpineEstimator(num_keypoints=16, **TINY)
+    model = SpineEstimator(num_keypoints=16, net_kwargs=TINY)
     trainer = L.Trainer(max_steps=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, accelerator="cpu")
     trainer.strategy.connect(model)
@@ -60,11 +60,11 @@ def test_lists_of_different_sizes_are_accepted(checkpoint):
 
 
 def test_frames_generated_backs_cannot_provide_are_refused(tmp_path):
-    est = SpineEstimator(num_keypoints=8, line="isl", input_frame="landmarks", **TINY).eval()
+    est = SpineEstimator(num_keypoints=8, line="isl", input_frame="landmarks", net_kwargs=TINY).eval()
     with pytest.raises(ValueError, match="landmarks"):
         estimate_lines(est, np.zeros((1, 100, 3), np.float32), None)
     with pytest.raises(ValueError, match="frame_lines"):
-        estimate_lines(SpineEstimator(num_keypoints=8, **TINY).eval(), np.zeros((1, 100, 3), np.float32), None)
+        estimate_lines(SpineEstimator(num_keypoints=8, net_kwargs=TINY).eval(), np.zeros((1, 100, 3), np.float32), None)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_estimator(tmp_path / "missing.ckpt")
 

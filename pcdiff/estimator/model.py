@@ -1,6 +1,6 @@
 """A PointNet++ network that reads a back scan and regresses its spinal line as K keypoints.
 
-Encoder: Fourier features of the points, then ``len(num_centers)`` set-abstraction levels (the
+Encoder: Fourier features of the points, then ``len(num_centres)`` set-abstraction levels (the
 shared :class:`pcdiff.models.point_layers.SetAbstraction`: FPS centres, ball-query groups, a PointNet
 layer; Qi et al. 2017, single-scale grouping), then a global max-pooled feature of [centre xyz,
 features]. The layers are the denoisers' and take a timestep embedding; the estimator has no
@@ -60,9 +60,9 @@ class SpineEstimatorNet(ModelMixin, ConfigMixin):
     Args:
         num_keypoints: K, keypoints along the line, top -> bottom at equal arc length.
         width: channels of the per-point input features (from Fourier features of xyz).
-        num_centers: centres per set-abstraction level.
+        num_centres: centres per set-abstraction level.
         radii: ball-query radius per level, normalised units (the spine is ~1 long).
-        num_neighbors: group size per level.
+        num_neighbours: group size per level.
         widths: output channels per level.
         num_frequencies: Fourier frequencies of the input coordinates.
         global_dim: width of the global feature.
@@ -75,9 +75,9 @@ class SpineEstimatorNet(ModelMixin, ConfigMixin):
         self,
         num_keypoints: int = 32,
         width: int = 32,
-        num_centers: tuple[int, ...] = (256, 64),
+        num_centres: tuple[int, ...] = (256, 64),
         radii: tuple[float, ...] = (0.08, 0.2),
-        num_neighbors: tuple[int, ...] = (32, 32),
+        num_neighbours: tuple[int, ...] = (32, 32),
         widths: tuple[int, ...] = (128, 256),
         num_frequencies: int = 4,
         global_dim: int = 512,
@@ -85,15 +85,15 @@ class SpineEstimatorNet(ModelMixin, ConfigMixin):
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
-        if len({len(num_centers), len(radii), len(num_neighbors), len(widths)}) != 1 or not num_centers:
+        if len({len(num_centres), len(radii), len(num_neighbours), len(widths)}) != 1 or not num_centres:
             raise ValueError(
-                "SpineEstimatorNet: num_centers, radii, num_neighbors and widths need one entry per level, got "
-                f"{tuple(num_centers)}, {tuple(radii)}, {tuple(num_neighbors)} and {tuple(widths)}"
+                "SpineEstimatorNet: num_centres, radii, num_neighbours and widths need one entry per level, got "
+                f"{tuple(num_centres)}, {tuple(radii)}, {tuple(num_neighbours)} and {tuple(widths)}"
             )
         self.input = _mlp([fourier_dim(3, num_frequencies), width])
         dims = [width, *widths]
         self.levels = nn.ModuleList(
-            SetAbstraction(dims[i], dims[i + 1], num_centers[i], num_neighbors[i], radii[i], temb_dim=1)
+            SetAbstraction(dims[i], dims[i + 1], num_centres[i], num_neighbours[i], radii[i], temb_dim=1)
             for i in range(len(widths))
         )
         self.global_mlp = _mlp([dims[-1] + 3, global_dim, global_dim])

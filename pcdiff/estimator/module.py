@@ -35,9 +35,10 @@ class SpineEstimator(L.LightningModule):
     """Regress the spinal line (ESL or ISL) of a back scan.
 
     Args:
-        num_keypoints: K; must equal the data module's ``num_keypoints``.
-        width, num_centers, radii, num_neighbors, widths, num_frequencies, global_dim, head_dim, dropout:
-            network size, see :class:`SpineEstimatorNet`.
+        num_keypoints: K; must equal the data module's ``num_keypoints`` (linked by the CLI).
+        net_kwargs: the network's other settings (``width``, ``num_centres``, ``radii``, ``num_neighbours``,
+            ``widths``, ``num_frequencies``, ``global_dim``, ``head_dim``, ``dropout``), see
+            :class:`SpineEstimatorNet`; those left out take its defaults.
         loss: ``"l1"``, ``"l2"`` (mean squared) or ``"smooth_l1"`` on normalised keypoints.
         lr: AdamW learning rate; decayed to zero by cosine annealing over the trainer's whole run.
         weight_decay: AdamW weight decay.
@@ -49,15 +50,7 @@ class SpineEstimator(L.LightningModule):
     def __init__(
         self,
         num_keypoints: int = 32,
-        width: int = 32,
-        num_centers: tuple[int, ...] = (256, 64),
-        radii: tuple[float, ...] = (0.08, 0.2),
-        num_neighbors: tuple[int, ...] = (32, 32),
-        widths: tuple[int, ...] = (128, 256),
-        num_frequencies: int = 4,
-        global_dim: int = 512,
-        head_dim: int = 256,
-        dropout: float = 0.1,
+        net_kwargs: dict[str, Any] | None = None,
         loss: str = "l1",
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
@@ -74,19 +67,10 @@ class SpineEstimator(L.LightningModule):
                 f"SpineEstimator: input_frame must be one of {FRAMES}, got {input_frame!r} (to predict the ISL normalise by "
                 "landmarks, data.normalize=landmarks, or by the ESL; the ISL's own frame is the answer's ends)"
             )
+        if net_kwargs and "num_keypoints" in net_kwargs:
+            raise ValueError("SpineEstimator: set num_keypoints, not net_kwargs.num_keypoints (it is linked to the data)")
         self.save_hyperparameters()
-        self.net = SpineEstimatorNet(
-            num_keypoints=num_keypoints,
-            width=width,
-            num_centers=tuple(num_centers),
-            radii=tuple(radii),
-            num_neighbors=tuple(num_neighbors),
-            widths=tuple(widths),
-            num_frequencies=num_frequencies,
-            global_dim=global_dim,
-            head_dim=head_dim,
-            dropout=dropout,
-        )
+        self.net = SpineEstimatorNet(num_keypoints=num_keypoints, **(net_kwargs or {}))
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
         """(B, N, 3) normalised back scan -> (B, K, 3) normalised keypoints."""
