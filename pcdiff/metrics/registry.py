@@ -34,8 +34,8 @@ from .generation import generation_metrics
 from .jsd import jsd_between_sets
 from .spine import spine_conditioning_metrics
 
-# Modules imported by pcdiff.eval before parsing, so their register_metric calls run. A module that is
-# not installed yet is skipped only if it is *itself* missing (ModuleNotFoundError naming it).
+# Modules imported by pcdiff.eval before parsing, so their register_metric calls run (by name: metrics/
+# does not import the estimator package, which builds on it). A module that cannot be imported is an error.
 PLUGIN_MODULES: list[str] = ["pcdiff.estimator.eval_metric"]
 
 
@@ -61,14 +61,16 @@ class EvalInputs:
     Attributes:
         generated: the generated scans as read (full resolution, mm, with their ``esl`` when stored).
         reference: the reference scans, or None when none was given.
-        generated_points: (G, N, 3) float32 tensor on ``device``: ``num_points`` points per generated
-            scan (subsampled as configured), normalised as configured.
+        generated_points: (G, N, 3) float32 tensor on ``device``: the generated scans' points, as
+            given when every scan has the same count, else resampled to N (``--num-points``),
+            normalised as configured; (G, 0, 3) when no selected metric reads points (``uses_points``).
         reference_points: (R, N, 3) likewise, or None.
-        pairs: (generated index, reference index) for paired metrics (by name when the names match,
-            else by position), or None when the sets cannot be paired.
+        pairs: (generated index, reference index) for paired metrics: by subject name, or by position
+            with ``--pair-by-position``; None when the sets cannot be paired (``pairing_error`` says why).
         unit: ``"mm"`` or ``"normalised"`` (after ``--normalize``).
         device: torch device of the tensors.
         progress: whether to show progress bars.
+        pairing_error: why ``pairs`` is None (unmatched names), to repeat in a metric's error.
         cache: scratch space shared by metrics of one run (e.g. the MMD/COV/1-NNA computation).
     """
 
@@ -78,6 +80,7 @@ class EvalInputs:
     reference_points: torch.Tensor | None
     pairs: list[tuple[int, int]] | None
     unit: str = "mm"
+    pairing_error: str | None = None
     device: torch.device = torch.device("cpu")
     progress: bool = True
     cache: dict[str, Any] = field(default_factory=dict)
@@ -93,20 +96,33 @@ class EvalOutput:
 
 @dataclass(frozen=True)
 class MetricSpec:
+    """A registered metric. ``paired``: compares generated scan i with its reference partner (needs
+    :attr:`EvalInputs.pairs`); ``uses_points``: reads ``generated_points`` / ``reference_points``
+    (False: reads the full scans only, so no resampling is done for it)."""
+
     name: str
     fn: Callable[..., EvalOutput]
     help: str
     options: tuple[Option, ...] = ()
     needs_reference: bool = True
+    paired: bool = False
+    uses_points: bool = True
 
 
 METRICS: dict[str, MetricSpec] = {}
 
 
 def register_metric(
-    name: str, help: str, *, options: tuple[Option, ...] = (), needs_reference: bool = True
+    name: str,
+    help: str,
+    *,
+    options: tuple[Option, ...] = (),
+    needs_reference: bool = True,
+    paired: bool = False,
+    uses_points: bool = True,
 ) -> Callable[[Callable[..., EvalOutput]], Callable[..., EvalOutput]]:
-    """Decorator registering ``fn`` under ``name``; refuses duplicate names and clashing option flags."""
+    """Decorator registering ``fn`` under ``name`` (see :class:`MetricSpec` for the flags); refuses
+    duplicate names and clashing option flags."""
 
     def decorator(fn: Callable[..., EvalOutput]) -> Callable[..., EvalOutput]:
         if name in METRICS or name == "all":
@@ -115,7 +131,7 @@ def register_metric(
         for option in options:
             if option.flag in flags and option not in {o for s in METRICS.values() for o in s.options}:
                 raise ValueError(f"option {option.flag} of metric {name!r} clashes with metric {flags[option.flag]!r}")
-        METRICS[name] = MetricSpec(name, fn, help, options, needs_reference)
+        METRICS[name] = MetricSpec(name, fn, help, options, needs_reference, paired, uses_points)
         return fn
 
     return decorator
@@ -123,15 +139,12 @@ def register_metric(
 
 def load_plugins(extra: list[str] | None = None, builtin_plugins: bool = True) -> None:
     """Import ``extra`` modules and (with ``builtin_plugins``) :data:`PLUGIN_MODULES` so their metrics
-    register themselves."""
+    register themselves; a plugin module that does not exist raises ``ModuleNotFoundError`` naming it."""
     for module in [*(PLUGIN_MODULES if builtin_plugins else []), *(extra or [])]:
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
-            parents = {module.rsplit(".", i)[0] for i in range(module.count(".") + 1)}
-            if module in PLUGIN_MODULES and exc.name in parents:
-                continue  # that optional module does not exist (yet)
-            raise
+            raise ModuleNotFoundError(f"metric plugin {module!r} could not be imported: {exc}", name=exc.name) from exc
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -146,7 +159,8 @@ EMD_TOL = Option("--emd-rel-tol", float, 0.01, "auction EMD: certified relative 
 
 def _paired(inputs: EvalInputs, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
     if inputs.reference_points is None or inputs.pairs is None:
-        raise ValueError(f"--metric {metric}: needs --reference scans that pair with the generated ones")
+        why = f" ({inputs.pairing_error})" if inputs.pairing_error else ""
+        raise ValueError(f"--metric {metric}: needs --reference scans that pair with the generated ones{why}")
     g, r = zip(*inputs.pairs)
     return inputs.generated_points[list(g)], inputs.reference_points[list(r)]
 
@@ -155,7 +169,7 @@ def _mean(values: torch.Tensor) -> float:
     return float(values.double().mean())
 
 
-@register_metric("chamfer", "paired Chamfer distance, both conventions (squared-sum and L1-mean)")
+@register_metric("chamfer", "paired Chamfer distance, both conventions (squared-sum and L1-mean)", paired=True)
 def _chamfer(inputs: EvalInputs) -> EvalOutput:
     g, r = _paired(inputs, "chamfer")
     sq = chamfer_distance(g, r, squared=True, reduction="sum")
@@ -167,7 +181,9 @@ def _chamfer(inputs: EvalInputs) -> EvalOutput:
     )
 
 
-@register_metric("emd", "paired Earth Mover's distance (mean matched distance)", options=(EMD_METHOD, EMD_TOL))
+@register_metric(
+    "emd", "paired Earth Mover's distance (mean matched distance)", options=(EMD_METHOD, EMD_TOL), paired=True
+)
 def _emd(inputs: EvalInputs, emd_method: str, emd_rel_tol: float) -> EvalOutput:
     g, r = _paired(inputs, "emd")
     values = torch.cat(
@@ -180,6 +196,7 @@ def _emd(inputs: EvalInputs, emd_method: str, emd_rel_tol: float) -> EvalOutput:
     "fscore",
     "paired precision / recall / F-score at a distance threshold",
     options=(Option("--fscore-threshold", float, 10.0, "F-score distance threshold (units of the clouds, mm by default)"),),
+    paired=True,
 )
 def _fscore(inputs: EvalInputs, fscore_threshold: float) -> EvalOutput:
     g, r = _paired(inputs, "fscore")
@@ -259,6 +276,7 @@ def _jsd(inputs: EvalInputs, jsd_resolution: int) -> EvalOutput:
         Option("--spine-slices", int, 32, "horizontal slices for the lateral deviation"),
     ),
     needs_reference=False,
+    uses_points=False,
 )
 def _spine(inputs: EvalInputs, spine_line: str, spine_estimator: str, spine_slices: int) -> EvalOutput:
     paired = dict(inputs.pairs or [])
@@ -270,9 +288,10 @@ def _spine(inputs: EvalInputs, spine_line: str, spine_estimator: str, spine_slic
         if line is None and spine_line in ("auto", "reference") and inputs.reference is not None and i in paired:
             line = inputs.reference[paired[i]].esl
         if line is None:
+            why = f" (no reference partner: {inputs.pairing_error})" if inputs.pairing_error and spine_line != "generated" else ""
             raise ValueError(
                 f"--metric spine: no requested ESL for generated scan {scan.name!r} (--spine-line {spine_line}): "
-                "store it in the generated scan (its JSON / an 'esl' array) or give --reference scans with an ESL"
+                f"store it in the generated scan (its JSON / an 'esl' array) or give --reference scans with an ESL{why}"
             )
         values = spine_conditioning_metrics(scan.points, line, num_slices=spine_slices, estimator=spine_estimator)
         rows["name"].append(scan.name)
