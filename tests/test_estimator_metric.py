@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pcdiff.estimator.module import SpineEstimator
-from pcdiff.metrics.spine_estimator import estimate_lines, load_estimator, spine_estimator_metric
+from pcdiff.estimator.eval_metric import estimate_lines, load_estimator, spine_estimator_metric
 
 TINY = dict(width=16, num_centres=(32, 8), radii=(0.1, 0.25), num_neighbours=(8, 8), widths=(16, 32), global_dim=32,
             head_dim=32)
@@ -57,6 +57,20 @@ def test_lists_of_different_sizes_are_accepted(checkpoint):
     spines = list(vertical_lines(2, rng))
     backs = [rng.normal(size=(n, 3)).astype(np.float32) * 100 for n in (200, 5000)]
     assert estimate_lines(est, backs, spines, num_points=256).shape == (2, 16, 3)
+
+
+def test_checkpoint_with_the_old_flat_network_settings_loads(checkpoint, tmp_path):
+    """Checkpoints written before net_kwargs hold the network's settings flat, as num_centers/num_neighbors."""
+    ckpt = torch.load(checkpoint, weights_only=True)
+    hp = ckpt["hyper_parameters"]
+    old = {"num_centers" if k == "num_centres" else "num_neighbors" if k == "num_neighbours" else k: v
+           for k, v in hp.pop("net_kwargs").items()}  # fmt: skip
+    hp.update(old)
+    torch.save(ckpt, tmp_path / "old.ckpt")
+    est, again = load_estimator(checkpoint), load_estimator(tmp_path / "old.ckpt")
+    assert again.hparams.net_kwargs == TINY
+    backs = torch.randn(2, 300, 3)
+    torch.testing.assert_close(again(backs), est(backs))
 
 
 def test_frames_generated_backs_cannot_provide_are_refused(tmp_path):
