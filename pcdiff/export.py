@@ -3,7 +3,8 @@
     python -m pcdiff.export outputs/quickstart/last.ckpt exported/quickstart [--sampler dpm++] [--no-ema] [--overwrite]
 
 The folder holds ``model_index.json`` (with the normalisation: ``data_scale``, ``num_keypoints``, ``line``,
-``normalize``), ``denoiser/`` (config.json + safetensors) and ``scheduler/``; reload it with
+``normalize``, and a copy of them under ``_pcdiff_trained_with``, so that reloading warns when one was edited),
+``denoiser/`` (config.json + safetensors) and ``scheduler/``; reload it with
 ``SpineToBackPipeline.from_pretrained(folder)`` and call ``pipe(spine_mm, num_inference_steps=20, generator=...)``.
 An existing non-empty folder is refused unless ``--overwrite`` is given; then an earlier export there is replaced.
 """
@@ -62,7 +63,18 @@ def export_pipeline(
     if out.is_dir():
         _remove_earlier_export(out)
     pipe.save_pretrained(str(out), safe_serialization=True)
+    record_trained_settings(out, pipe)
     return pipe
+
+
+def record_trained_settings(out: Path, pipe: SpineToBackPipeline) -> None:
+    """Add ``_pcdiff_trained_with`` (the pipeline settings but ``num_points``) to ``out/model_index.json``, so that
+    ``SpineToBackPipeline.from_pretrained`` warns when one of them (e.g. ``num_keypoints``) was edited later."""
+    index_path = Path(out) / "model_index.json"
+    index = json.loads(index_path.read_text())
+    settings = {k: v for k, v in index.items() if not k.startswith("_") and not isinstance(v, list)}
+    index["_pcdiff_trained_with"] = {k: v for k, v in settings.items() if k != "num_points"}
+    index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> Path:

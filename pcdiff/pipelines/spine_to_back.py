@@ -146,34 +146,95 @@ class SpineToBackPipeline(DiffusionPipeline):
         ``pcdiff.models.pvcnn``), which pcdiff's denoiser modules do not re-export. Here each component
         is loaded with its own class's ``from_pretrained``.
 
+        Safety: every ``[module, class]`` entry of ``model_index.json`` is checked *before anything is
+        imported*: only pcdiff's own modules (``pcdiff.*``) and Diffusers (``diffusers``, ``diffusers.*``) may be named, so
+        a folder cannot make this import code that lies beside it (``["x", "X"]`` with an ``x.py``).
+        Weights load from safetensors or Diffusers' own ``.bin`` files (the class's ``from_pretrained``).
+
         Args:
             folder: the exported folder (``model_index.json``, ``denoiser/``, ``scheduler/``).
             torch_dtype: load the denoiser's weights in this dtype.
             **overrides: replace a component (``denoiser=``, ``scheduler=``) or a setting.
+
+        Raises:
+            FileNotFoundError: no ``model_index.json``, or a component folder without its config or weights.
+            ValueError: another pipeline class, or a component outside the allow-list / not a model or scheduler.
+
+        Warns:
+            UserWarning: a setting of ``model_index.json`` (e.g. ``num_keypoints``) differs from the one
+            ``pcdiff.export`` recorded the model was trained with (``_pcdiff_trained_with``).
         """
+        import warnings
+
         folder = Path(folder)
         index_path = folder / "model_index.json"
         if not index_path.is_file():
+            if folder.is_file():
+                raise FileNotFoundError(f"{folder}: is a file; expected an exported SpineToBackPipeline folder")
             raise FileNotFoundError(f"{folder}: not an exported SpineToBackPipeline folder (no model_index.json)")
-        index = json.loads(index_path.read_text())
-        if index.get("_class_name") != cls.__name__:
-            raise ValueError(f"{index_path}: holds a {index.get('_class_name')!r}, expected {cls.__name__!r}")
-        kwargs: dict[str, Any] = {}
+        try:
+            index = json.loads(index_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{index_path}: not a readable JSON file ({exc})") from exc
+        if not isinstance(index, dict) or index.get("_class_name") != cls.__name__:
+            found = index.get("_class_name") if isinstance(index, dict) else type(index).__name__
+            raise ValueError(f"{index_path}: holds a {found!r}, expected {cls.__name__!r}")
+        components: dict[str, tuple[str, str]] = {}
+        settings: dict[str, Any] = {}
         for key, value in index.items():
             if key.startswith("_"):
                 continue
-            if isinstance(value, list) and len(value) == 2 and key not in overrides:  # a component: [module, class]
+            if isinstance(value, list) and len(value) == 2:  # a component: [module, class]
                 library, class_name = value
-                component_cls = getattr(importlib.import_module(library), class_name, None)
-                if not (isinstance(component_cls, type) and issubclass(component_cls, (ModelMixin, SchedulerMixin))):
-                    raise ValueError(f"{index_path}: component {key} = {library}.{class_name} is not loadable")
-                if issubclass(component_cls, ModelMixin):
-                    extra = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}
-                    kwargs[key] = component_cls.from_pretrained(folder / key, low_cpu_mem_usage=False, **extra)
-                else:
-                    kwargs[key] = component_cls.from_pretrained(folder / key)
+                dotted = isinstance(library, str) and all(part.isidentifier() for part in library.split("."))
+                if not (
+                    dotted
+                    and (library == "diffusers" or library.startswith(("pcdiff.", "diffusers.")))
+                    and isinstance(class_name, str)
+                    and class_name.isidentifier()
+                ):
+                    raise ValueError(
+                        f"{index_path}: component {key} = [{library!r}, {class_name!r}] is not allowed; only pcdiff's "
+                        "denoisers ('pcdiff.*') and Diffusers' classes ('diffusers') are loaded (nothing was imported)"
+                    )
+                components[key] = (library, class_name)
             else:
-                kwargs[key] = value
+                settings[key] = value
+        kwargs: dict[str, Any] = dict(settings)
+        for key, (library, class_name) in components.items():
+            if key in overrides:
+                continue
+            try:
+                component_cls = getattr(importlib.import_module(library), class_name, None)
+            except ImportError as exc:
+                raise ValueError(f"{index_path}: component {key}: cannot import {library} ({exc})") from exc
+            if not (isinstance(component_cls, type) and issubclass(component_cls, (ModelMixin, SchedulerMixin))):
+                raise ValueError(f"{index_path}: component {key} = {library}.{class_name} is not loadable")
+            sub = folder / key
+            if issubclass(component_cls, ModelMixin):
+                if not (sub / "config.json").is_file():
+                    raise FileNotFoundError(f"{sub}: missing config.json of the {key} ({class_name})")
+                weights = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+                if not any((sub / w).is_file() for w in weights):
+                    raise FileNotFoundError(
+                        f"{sub}: missing the {key}'s weights {weights[0]} (as pcdiff.export writes them)"
+                    )
+                extra = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}
+                kwargs[key] = component_cls.from_pretrained(sub, low_cpu_mem_usage=False, **extra)
+            else:
+                if not (sub / "scheduler_config.json").is_file():
+                    raise FileNotFoundError(f"{sub}: missing scheduler_config.json of the {key} ({class_name})")
+                kwargs[key] = component_cls.from_pretrained(sub)
+        trained = index.get("_pcdiff_trained_with")
+        if isinstance(trained, dict):
+            changed = {k: (v, settings[k]) for k, v in trained.items() if k in settings and settings[k] != v}
+            for k, (was, now) in changed.items():
+                warnings.warn(
+                    f"{index_path}: {k} = {now!r}, but the model was trained with {k} = {was!r} "
+                    "(_pcdiff_trained_with, written by pcdiff.export); samples may be wrong",
+                    UserWarning,
+                    stacklevel=2,
+                )
         kwargs.update(overrides)
         return cls(**kwargs)
 
