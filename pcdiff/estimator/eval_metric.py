@@ -163,6 +163,7 @@ def _lines(scans: list[BackScan], line: str, option: str) -> tuple[list[Any], li
     "error of a trained spinal-line estimator's prediction on each scan against the line it was conditioned on",
     options=(Option("--estimator-checkpoint", str, None, "SpineEstimator checkpoint (.ckpt), e.g. outputs/estimator/last.ckpt"),),
     needs_reference=False,
+    uses_points=False,  # reads each full scan (the estimator draws its own subset)
 )
 def spine_estimator(inputs: EvalInputs, estimator_checkpoint: str | None) -> EvalOutput:
     """``spine_estimator`` on the generated scans, and on the reference scans (the floor) when given."""
