@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 
@@ -198,7 +197,6 @@ def test_fingerprint_sees_names_sizes_mtimes(data_dir):
     assert folder_fingerprint(data_dir) != a
 
 
-@pytest.mark.skipif(importlib.util.find_spec("pcdiff.data.synth") is None, reason="phantom generator not built yet")
 def test_phantom_default(tmp_path):
     dm = BackScanDataModule(cache_dir=str(tmp_path), phantom_num_scans=4, num_points=256, num_keypoints=8,
                             batch_size=2, val_fraction=0.25, test_fraction=0.25)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from pcdiff.data.io import write_subject
 from pcdiff.eval import main
 from pcdiff.metrics.registry import METRICS, EvalInputs, EvalOutput, Option, register_metric
 
@@ -72,10 +73,9 @@ def test_cli_errors_are_clear(arrays, tmp_path):
 
 
 def test_cli_reads_scan_folders(tmp_path, backscan_factory):
-    io = pytest.importorskip("pcdiff.data.io")
     for split in ("gen", "ref"):
         for i in range(3):
-            io.write_subject(backscan_factory(seed=i + (10 if split == "ref" else 0), num_points=2000, name=f"s{i}"), tmp_path / split)
+            write_subject(backscan_factory(seed=i + (10 if split == "ref" else 0), num_points=2000, name=f"s{i}"), tmp_path / split)
     res = main(["--metric", "chamfer", "spine", "--generated", str(tmp_path / "gen"), "--reference", str(tmp_path / "ref"),
                 "--num-points", "2000", "--no-progress"])  # fmt: skip
     assert res["config"]["num_generated"] == 3
