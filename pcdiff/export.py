@@ -49,14 +49,17 @@ def export_pipeline(
 
     Raises:
         FileExistsError: ``out`` exists, is not empty and ``overwrite`` is False (checked before loading).
+        FileNotFoundError, ValueError: ``checkpoint`` is missing, damaged or not a ``PointDiffusion`` checkpoint.
     """
     from pcdiff.diffusion.module import PointDiffusion
+    from pcdiff.utils.checkpoints import read_checkpoint
 
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty; pass --overwrite (overwrite=True) to replace it")
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} is a file, not a folder")
+    read_checkpoint(checkpoint)  # one clear line for a file that is not a pcdiff checkpoint, or is damaged
     module = PointDiffusion.load_from_checkpoint(str(checkpoint), map_location="cpu")
     pipe = module.to_pipeline(sampler=sampler, use_ema=use_ema)
     pipe.denoiser.eval()
@@ -90,7 +93,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
         p.error(f"out: {out} is a file, not a folder")
     if out.is_dir() and any(out.iterdir()) and not args.overwrite:
         p.error(f"out: {out} exists and is not empty; pass --overwrite to replace the export there")
-    export_pipeline(args.checkpoint, out, args.sampler, use_ema=not args.no_ema, overwrite=args.overwrite)
+    try:
+        export_pipeline(args.checkpoint, out, args.sampler, use_ema=not args.no_ema, overwrite=args.overwrite)
+    except (FileNotFoundError, ValueError) as exc:
+        p.error(f"checkpoint: {exc}")
     print(f"exported {args.checkpoint} -> {args.out}")
     return Path(args.out)
 

@@ -133,7 +133,11 @@ def spine_requests(args: argparse.Namespace, which: str) -> list[SpineRequest]:
             raise ValueError("--cobb > 0 needs --curve-type (thoracic, thoracolumbar, lumbar, double_major)")
         keys = list(given)
         for values in itertools.product(*(given[k] for k in keys)):
-            params = SpineParams(**{PARAM_OPTIONS[k]: v for k, v in zip(keys, values)})
+            try:
+                params = SpineParams(**{PARAM_OPTIONS[k]: v for k, v in zip(keys, values)})
+            except ValueError as exc:  # out of range: name the options as typed
+                typed = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in zip(keys, values))
+                raise ValueError(f"{typed}: {exc}") from exc
             tag = "_".join(f"{k}{v}" for k, v in zip(keys, values)).replace(".", "p")
             requests.append(_phantom_request(tag, params, which, "parameters"))
     else:
@@ -211,7 +215,9 @@ def load_pipeline(checkpoint: str | None, pipeline_dir: str | None, sampler: str
         raise ValueError("give exactly one of --checkpoint (a .ckpt from training) or --pipeline (an exported folder)")
     if checkpoint is not None:
         from pcdiff.diffusion.module import PointDiffusion
+        from pcdiff.utils.checkpoints import read_checkpoint
 
+        read_checkpoint(checkpoint)  # one clear line for a file that is not a pcdiff checkpoint, or is damaged
         module = PointDiffusion.load_from_checkpoint(checkpoint, map_location="cpu")
         pipe = module.to_pipeline(sampler=sampler)
         defaults = {"num_inference_steps": module.hparams.num_inference_steps,
@@ -222,6 +228,8 @@ def load_pipeline(checkpoint: str | None, pipeline_dir: str | None, sampler: str
             from pcdiff.diffusion.schedulers import build_sampler
 
             config_path = Path(pipeline_dir) / "scheduler" / "scheduler_config.json"
+            if not config_path.is_file():
+                raise FileNotFoundError(f"{config_path}: missing (not an exported pipeline folder?)")
             overrides["scheduler"] = build_sampler(sampler, json.loads(config_path.read_text()))
         pipe = SpineToBackPipeline.from_pretrained(pipeline_dir, **overrides)
         defaults = {"num_inference_steps": 20, "guidance_scale": 1.0, "source": str(pipeline_dir)}
@@ -261,20 +269,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Usage errors (exit 2) for every setting that can be checked before the model loads: counts, paths, and
+    the spinal lines asked for (phantom parameters in range, spine files readable)."""
+    counts = {"--num-per-spine": args.num_per_spine, "--n": args.n, "--steps": args.steps,
+              "--num-points": args.num_points, "--batch-size": args.batch_size}  # fmt: skip
+    for option, value in counts.items():
+        if value is not None and value < 1:
+            parser.error(f"{option} must be >= 1, got {value}")
+    if (args.checkpoint is None) == (args.pipeline is None):
+        parser.error("give exactly one of --checkpoint (a .ckpt from training) or --pipeline (an exported folder)")
+    if args.checkpoint is not None and not Path(args.checkpoint).is_file():
+        kind = "is a folder; expected a .ckpt file (an exported folder goes to --pipeline)"
+        parser.error(f"--checkpoint: {args.checkpoint} " + (kind if Path(args.checkpoint).is_dir() else "does not exist"))
+    if args.pipeline is not None and not Path(args.pipeline).is_dir():
+        kind = "is a file; expected an exported pipeline folder (a .ckpt goes to --checkpoint)"
+        parser.error(f"--pipeline: {args.pipeline} " + (kind if Path(args.pipeline).exists() else "does not exist"))
+    try:
+        requests = spine_requests(args, "esl")  # the line kind only picks a phantom's ESL or ISL: checked alike
+    except (ValueError, FileNotFoundError) as exc:
+        parser.error(str(exc))
+    names = [r.name for r in requests]
+    if len(set(names)) != len(names):
+        parser.error(f"spinal lines with the same name: {names}; give files distinct names")
+
+
 def main(argv: Sequence[str] | None = None) -> list[Path]:
     """Run the CLI; returns the written subject folders of this process."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.num_per_spine < 1 or (args.n is not None and args.n < 1):
-        parser.error("--num-per-spine and --n must be >= 1")
-    for option, path in (("--checkpoint", args.checkpoint), ("--pipeline", args.pipeline)):
-        if path is not None and not Path(path).exists():
-            parser.error(f"{option}: {path} does not exist")
-    pipe, defaults = load_pipeline(args.checkpoint, args.pipeline, args.sampler)
+    check_args(parser, args)
+    try:
+        pipe, defaults = load_pipeline(args.checkpoint, args.pipeline, args.sampler)
+    except (ValueError, FileNotFoundError) as exc:
+        parser.error(f"{'--checkpoint' if args.checkpoint else '--pipeline'}: {exc}")
     which = pipe.config.line
     requests = spine_requests(args, which)
-    if len({r.name for r in requests}) != len(requests):
-        raise ValueError(f"spinal lines with the same name: {[r.name for r in requests]}; give files distinct names")
     steps = args.steps if args.steps is not None else defaults["num_inference_steps"]
     guidance = args.guidance_scale if args.guidance_scale is not None else defaults["guidance_scale"]
     dataset = SpineDataset(requests, args.num_per_spine, pipe.config.num_keypoints, args.seed)

@@ -57,3 +57,21 @@ def test_empty_existing_folder_needs_no_flag(checkpoint, tmp_path):
     out.mkdir()
     assert main([str(checkpoint), str(out)]) == out
     assert (out / "model_index.json").is_file()
+
+
+def test_a_damaged_checkpoint_is_one_clear_line(tmp_path, capsys):
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(SystemExit) as exc:
+        main([str(junk), str(tmp_path / "pipe")])
+    assert exc.value.code == 2
+    assert f"checkpoint: {junk}: not a pcdiff checkpoint, or corrupt" in capsys.readouterr().err
+    assert not (tmp_path / "pipe").exists()
+
+
+def test_export_records_the_trained_settings(checkpoint, tmp_path):
+    """model_index.json keeps a copy of the settings, so that a later edit of one warns on reload."""
+    main([str(checkpoint), str(tmp_path / "pipe")])
+    index = json.loads((tmp_path / "pipe" / "model_index.json").read_text())
+    assert index["_pcdiff_trained_with"]["num_keypoints"] == index["num_keypoints"]
+    assert "num_points" not in index["_pcdiff_trained_with"]  # a generation default, free to change

@@ -90,14 +90,65 @@ def test_generate_from_the_prior(checkpoint, tmp_path):
     assert doc["spine_source"] == "phantom prior" and "curve_type" in doc["phantom"]
 
 
-def test_bad_requests_are_refused(checkpoint, tmp_path):
-    with pytest.raises(ValueError, match="one way"):
-        generate_main(["--checkpoint", str(checkpoint), "--n", "2", "--cobb", "10", "--out", str(tmp_path)])
-    with pytest.raises(ValueError, match="curve-type"):
-        generate_main(["--checkpoint", str(checkpoint), "--cobb", "30", "--out", str(tmp_path)])
-    with pytest.raises(ValueError, match="exactly one"):
-        generate_main(["--n", "1", "--out", str(tmp_path)])
+def _usage_error(argv, capsys) -> str:
+    """Run generate expecting argparse's usage error (exit 2); return its one-line message."""
+    with pytest.raises(SystemExit) as exc:
+        generate_main(argv)
+    assert exc.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_bad_requests_are_refused(checkpoint, tmp_path, capsys):
+    assert "one way" in _usage_error(["--checkpoint", str(checkpoint), "--n", "2", "--cobb", "10", "--out", str(tmp_path)], capsys)
+    assert "curve-type" in _usage_error(["--checkpoint", str(checkpoint), "--cobb", "30", "--out", str(tmp_path)], capsys)
+    assert "exactly one" in _usage_error(["--n", "1", "--out", str(tmp_path)], capsys)
     bad = tmp_path / "bad.csv"
     bad.write_text("1,2\n3,4\n")
     with pytest.raises(ValueError, match="shape"):
         read_spine_file(bad)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--steps", "0"], "--steps must be >= 1, got 0"),
+        (["--steps", "-2"], "--steps must be >= 1, got -2"),
+        (["--num-points", "0"], "--num-points must be >= 1, got 0"),
+        (["--num-points", "-5"], "--num-points must be >= 1, got -5"),
+        (["--batch-size", "0"], "--batch-size must be >= 1"),
+        (["--cobb", "200", "--curve-type", "thoracic"], "--cobb 200.0 --curve-type thoracic: SpineParams.cobb_deg must lie in [0, 120)"),
+        (["--length-mm", "50"], "--length-mm 50.0: SpineParams.length_mm must lie in [200, 800] mm"),
+        (["--spine", "nope.csv"], "--spine nope.csv: no such file"),
+    ],
+)
+def test_settings_are_checked_before_the_model_loads(tmp_path, monkeypatch, capsys, extra, message):
+    """Usage errors (exit 2) up front: the checkpoint here is random bytes, so loading it would fail differently."""
+    import pcdiff.generate as generate
+
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(bytes(range(256)) * 8)
+    monkeypatch.setattr(generate, "load_pipeline", lambda *a: pytest.fail("the model was loaded before the check"))
+    assert message in _usage_error(["--checkpoint", str(junk), "--out", str(tmp_path / "out"), *extra], capsys)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_damaged_or_foreign_checkpoint_is_one_clear_line(checkpoint, tmp_path, capsys):
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(bytes(range(256)) * 8)
+    err = _usage_error(["--checkpoint", str(junk), "--out", str(tmp_path / "out")], capsys)
+    assert f"--checkpoint: {junk}: not a pcdiff checkpoint, or corrupt" in err
+    cut = tmp_path / "cut.ckpt"
+    cut.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])
+    assert "not a pcdiff checkpoint, or corrupt" in _usage_error(["--checkpoint", str(cut), "--out", str(tmp_path)], capsys)
+    import torch
+
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"line": "isl"}}, foreign)
+    assert "not a PointDiffusion checkpoint" in _usage_error(["--checkpoint", str(foreign), "--out", str(tmp_path)], capsys)
+
+
+def test_a_file_where_a_folder_is_expected_and_back(checkpoint, tmp_path, capsys):
+    err = _usage_error(["--pipeline", str(checkpoint), "--out", str(tmp_path)], capsys)
+    assert "is a file; expected an exported pipeline folder" in err and "does not exist" not in err
+    err = _usage_error(["--checkpoint", str(tmp_path), "--out", str(tmp_path / "o")], capsys)
+    assert "is a folder; expected a .ckpt file" in err
