@@ -63,7 +63,7 @@ log = logging.getLogger("augmentation")
 
 #: Network sizes: the quick one trains in seconds on a CPU.
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
-    "quick": dict(width=16, num_centers=(64, 16), radii=(0.1, 0.25), num_neighbors=(16, 16), widths=(64, 128),
+    "quick": dict(width=16, num_centres=(64, 16), radii=(0.1, 0.25), num_neighbours=(16, 16), widths=(64, 128),
                   global_dim=128, head_dim=128, dropout=0.1),
     "full": dict(),  # SpineEstimator defaults
 }
@@ -213,7 +213,7 @@ def train(arrays: dict[str, Any], s: Settings, seed: int, augment: bool) -> Spin
     ds = BackScanDataset(arrays, arrays["names"], np.arange(len(arrays["names"])), augment=aug)
     loader = DataLoader(ds, batch_size=min(s.batch_size, len(ds)), shuffle=True, drop_last=True)
     model = SpineEstimator(num_keypoints=s.num_keypoints, line=s.line, input_frame="esl", lr=s.lr,
-                           **MODEL_PRESETS[s.model])
+                           net_kwargs=MODEL_PRESETS[s.model])
     trainer = L.Trainer(max_steps=s.steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, accelerator="cpu", devices=1, num_sanity_val_steps=0)
     with warnings.catch_warnings():

@@ -251,6 +251,7 @@ def sample_backs(
     num_points: int,
     sampler: str,
     num_inference_steps: int,
+    sampler_kwargs: dict[str, Any] | None = None,
     guidance_scale: float = 1.0,
     seed: int = 0,
     batch_size: int = 32,
@@ -264,6 +265,7 @@ def sample_backs(
         num_points: N generated points per back.
         sampler: sampler alias (``"ddpm"``, ``"ddim"``, ``"dpm++"``...; see ``pcdiff.diffusion.schedulers``).
         num_inference_steps: sampler steps.
+        sampler_kwargs: the sampler's settings (e.g. ``{"use_karras_sigmas": True}``).
         guidance_scale: classifier-free guidance weight (1 = conditional only, no unconditional pass).
         seed: back ``q`` draws its noise from ``torch.Generator().manual_seed(seed + q)`` (batch-size independent).
         batch_size: backs per denoiser call.
@@ -273,7 +275,7 @@ def sample_backs(
         (generated backs (Q, N, 3) normalised, float32 on CPU; wall time in seconds for all Q backs).
     """
     module = module.to(device)
-    pipe = module.to_pipeline(sampler=sampler)
+    pipe = module.to_pipeline(sampler=sampler, sampler_kwargs=sampler_kwargs or {})
     pipe.set_progress_bar_config(disable=True)
     pipe.sample_normalized(spines[:1].to(device), num_points=num_points, num_inference_steps=2)  # warm-up, untimed
     out = []

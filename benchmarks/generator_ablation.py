@@ -64,6 +64,16 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "box": ("+ fixed voxel box (1.5)", {}, {"voxel_normalize": False, "voxel_extent": 1.5}),
     "relative_box": ("+ spine-relative + fixed voxel box (1.5)", {},
                      {"spine_relative": True, "voxel_normalize": False, "voxel_extent": 1.5}),
+    "relative_box_local": ("+ spine-relative + fixed box + local kNN surface blocks (k=16)", {},
+                           {"spine_relative": True, "voxel_normalize": False, "voxel_extent": 1.5,
+                            "local_neighbors": 16}),
+    "straight_box": ("+ spine-straightened frame + fixed voxel box (1.5)", {"straighten": True},
+                     {"voxel_normalize": False, "voxel_extent": 1.5}),
+    "relative_box_surface": ("+ spine-relative + fixed box + local-plane skip (k=16)", {},
+                             {"spine_relative": True, "voxel_normalize": False, "voxel_extent": 1.5,
+                              "surface_neighbors": 16}),
+    "straight_box_surface": ("+ spine-straightened frame + fixed box + local-plane skip (k=16)", {"straighten": True},
+                             {"voxel_normalize": False, "voxel_extent": 1.5, "surface_neighbors": 16}),
 }
 
 
@@ -119,6 +129,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--num-keypoints", type=int, default=16)
     parser.add_argument("--sampler", default=None, help="default: the quickstart's sampler")
     parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the quickstart's)")
+    parser.add_argument("--karras", action="store_true",
+                        help="sample with Karras sigmas (steps concentrated at low noise, where a back gets thin)")
     parser.add_argument("--lr-schedule", default=None, help="override the quickstart's LR schedule (e.g. constant_with_warmup)")
     parser.add_argument("--checkpoint", action="append", default=[], metavar="VARIANT=PATH",
                         help="score this checkpoint as VARIANT instead of training it (repeatable)")
@@ -141,6 +153,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     quick = read_train_config(CONFIGS_DIR / "quickstart.yaml")["model"]
     sampler = args.sampler or quick["sampler"]
     steps = args.steps or quick["num_inference_steps"]
+    sampler_kwargs = {"use_karras_sigmas": True} if args.karras else {}
     checkpoints = dict(spec.split("=", 1) for spec in args.checkpoint)
 
     base = dataclasses.replace(
@@ -174,7 +187,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
         loads.append(os.getloadavg()[0])
         backs, sample_s = sample_backs(module, test.spine, num_points=args.eval_points, sampler=sampler,
-                                       num_inference_steps=steps, seed=0)
+                                       num_inference_steps=steps, sampler_kwargs=sampler_kwargs, seed=0)
         row = {"variant": name, "change": change, "train_s": train_s, "sample_s": sample_s,
                "load_1min": max(loads), **score_row(backs, test)}
         log.info("%s: %s", name, {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
@@ -188,13 +201,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ("train_s", "train (s)", ".0f"), ("sample_s", "sample (s)", ".0f"), ("load_1min", "load", ".1f"),
     ]
     settings = {k: v for k, v in vars(args).items() if k not in ("cache_dir",)}
-    settings.update(sampler=sampler, sampler_steps=steps)
+    settings.update(sampler=sampler, sampler_steps=steps, sampler_kwargs=sampler_kwargs)
     markdown = "\n".join([
         f"# Generator ablation: {args.train_steps} steps x batch {args.batch_size} x {args.train_points} points, "
         f"scored at {args.eval_points} points on {len(test.names)} held-out phantoms",
         "", "```bash", command_line(), "```", "",
         f"True test scans: surface variation {true_surface['surface_variation']:.4f}, depth extent "
-        f"{true_surface['depth_extent_mm']:.0f} mm. Sampler: {sampler} x {steps}. Load at start {load_start:.1f} "
+        f"{true_surface['depth_extent_mm']:.0f} mm. Sampler: {sampler} x {steps}{' (Karras sigmas)' if args.karras else ''}. Load at start {load_start:.1f} "
         f"on {hardware.get('cpu_count')} cores (the `load` column is the highest 1-min load seen per row).",
         "", markdown_table(rows, columns), "",
     ])

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from pcdiff.diffusion.module import PointDiffusion
 from pcdiff.models import build_denoiser
-from pcdiff.models.blocks import Conditioning, PointInput, line_at_height
+from pcdiff.geometry.frames import line_at_height
+from pcdiff.models.blocks import Conditioning, PointInput
 
 TINY_PVCNN = dict(width=8, channel_mults=(1,), voxel_resolutions=(4,), num_heads=2, cond_dim=16, spine_layers=1)
 
@@ -85,3 +86,39 @@ def test_min_snr_weights(prediction_type, divisor):
     torch.testing.assert_close(uniform._loss_weights(t), torch.ones(4))
     with pytest.raises(ValueError, match="loss_weighting"):
         PointDiffusion(denoiser="pvcnn", denoiser_kwargs=TINY_PVCNN, loss_weighting="snr", num_keypoints=4)
+
+
+def test_plane_offsets_recover_the_offset_from_a_noisy_plane():
+    """Points on z = 0 with small z noise: each offset is (nearly) the point's own z, along z."""
+    from pcdiff.models.blocks import plane_offsets
+
+    gen = torch.Generator().manual_seed(0)
+    points = torch.rand(2, 1024, 3, generator=gen)
+    noise = 0.005 * torch.randn(2, 1024, generator=gen)
+    points[..., 2] = noise
+    offsets = plane_offsets(points, 16)
+    assert offsets.shape == points.shape
+    torch.testing.assert_close(offsets[..., :2], torch.zeros(2, 1024, 2), atol=2e-3, rtol=0)
+    # the neighbours' own noise averages down by sqrt(16): the residual is well below the noise
+    assert (offsets[..., 2] - noise).std() < 0.4 * noise.std()
+    assert plane_offsets(points[:, :3], 16).abs().max() == 0  # too few neighbours for a plane: no move
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("pvcnn", TINY_PVCNN),
+    ("pointnet2", dict(width=8, channel_mults=(1,), num_centres=(8,), radii=(0.5,), num_neighbours=(4,),
+                       num_heads=2, cond_dim=16, spine_layers=1)),
+    ("transformer", dict(width=16, depth=1, num_heads=2, num_patches=8, patch_size=4, point_width=8, cond_dim=16,
+                         spine_layers=1)),
+])
+def test_surface_skip_starts_closed_and_learns_a_gain(name, kwargs):
+    """Every denoiser takes surface_neighbors; the skip's gain starts at zero (same output as without it)
+    and gets a gradient, so training can open it."""
+    plain = build_denoiser(name, **kwargs)
+    skipped = build_denoiser(name, **kwargs, surface_neighbors=8)
+    missing, unexpected = skipped.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(key.startswith("surface_skip.") for key in missing)
+    x, t, spine = torch.randn(2, 64, 3), torch.tensor([3, 700]), torch.randn(2, 6, 3)
+    torch.testing.assert_close(skipped(x, t, spine).sample, plain(x, t, spine).sample)
+    skipped(x, t, spine).sample.square().sum().backward()
+    assert skipped.surface_skip.gate[-1].weight.grad.abs().sum() > 0

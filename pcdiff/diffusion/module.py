@@ -27,6 +27,7 @@ from einops import rearrange
 
 from pcdiff.diffusion.ema import make_ema
 from pcdiff.diffusion.schedulers import build_sampler, build_scheduler
+from pcdiff.geometry.frames import straighten
 from pcdiff.pipelines.spine_to_back import SpineToBackPipeline
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,10 @@ class PointDiffusion(L.LightningModule):
         num_keypoints: K spine keypoints (must match the data module's ``num_keypoints``).
         line: ``"esl"`` or ``"isl"``, the conditioning line (must match the data module).
         normalize: the data module's normalisation (``"line"`` or ``"none"`` can be exported to a pipeline).
+        straighten: diffuse in the spine-straightened frame (:func:`pcdiff.geometry.frames.straighten`):
+            every point is moved by minus the conditioning line's (x, z) at its height before noise is
+            added, and sampled backs are moved back onto the requested line. The model then learns
+            nearly one shape instead of one per curve, and follows the line by construction.
         lr: AdamW peak learning rate.
         weight_decay: AdamW weight decay.
         betas: AdamW betas.
@@ -128,6 +133,7 @@ class PointDiffusion(L.LightningModule):
         num_keypoints: int = 32,
         line: Literal["esl", "isl"] = "esl",
         normalize: Literal["line", "landmarks", "none"] = "line",
+        straighten: bool = False,
         lr: float = 2e-4,
         weight_decay: float = 0.0,
         betas: tuple[float, float] = (0.9, 0.999),
@@ -201,6 +207,7 @@ class PointDiffusion(L.LightningModule):
             data_scale=hp.data_scale,
             line=hp.line,
             normalize=hp.normalize,
+            straighten=hp.get("straighten", False),
         )
 
     def setup(self, stage: str) -> None:
@@ -245,7 +252,10 @@ class PointDiffusion(L.LightningModule):
         Training draws timesteps and noise freely; validation and test draw them from a generator
         seeded by the batch index, so their loss compares across epochs.
         """
-        x0 = rearrange(batch["points"] * self.hparams.data_scale, "b n c -> b c n")  # (B, 3, N)
+        points = batch["points"]  # (B, N, 3) normalised
+        if self.hparams.get("straighten", False):
+            points = straighten(points, batch["spine"].to(points.dtype))
+        x0 = rearrange(points * self.hparams.data_scale, "b n c -> b c n")  # (B, 3, N)
         spine = batch["spine"] * self.hparams.data_scale  # (B, K, 3)
         batch_size = x0.shape[0]
         num_t = self.noise_scheduler.config.num_train_timesteps

@@ -15,7 +15,7 @@ from diffusers.configuration_utils import ConfigMixin
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 
-from pcdiff.models.blocks import Conditioning, SpineConditioning
+from pcdiff.models.blocks import Conditioning, SpineConditioning, SurfaceSkip
 
 
 @dataclass
@@ -34,6 +34,9 @@ class SpineDenoiser(ModelMixin, ConfigMixin):
     """Base class: ``(noisy points, timestep, spine keypoints) -> (B, N, 3)``."""
 
     conditioning: SpineConditioning
+    #: optional local-plane skip connection added to the body's output (see ``SurfaceSkip``); subclasses set
+    #: it in ``__init__`` (a class-level default would shadow the registered submodule)
+    surface_skip: SurfaceSkip | None
 
     def denoise(self, sample: torch.Tensor, cond: Conditioning) -> torch.Tensor:
         """Network body. Args: sample: (B, N, 3); cond: timestep embedding and tokens. Returns (B, N, 3)."""
@@ -78,6 +81,8 @@ class SpineDenoiser(ModelMixin, ConfigMixin):
             )
         cond = self.conditioning(timestep, encoder_hidden_states.to(sample.dtype), condition_mask)
         out = self.denoise(sample, cond)
+        if getattr(self, "surface_skip", None) is not None:
+            out = out + self.surface_skip(sample, cond.temb)
         if not return_dict:
             return (out,)
         return DenoiserOutput(sample=out)

@@ -17,6 +17,8 @@ from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from einops import rearrange
 from torch import nn
 
+from pcdiff.geometry.frames import line_at_height
+
 
 def fourier_features(x: torch.Tensor, num_frequencies: int) -> torch.Tensor:
     """NeRF-style positional encoding ``[x, sin(2^k pi x), cos(2^k pi x)]`` for k < num_frequencies.
@@ -231,39 +233,6 @@ class Conditioning:
     keep: torch.Tensor | None = None
 
 
-def line_at_height(line: torch.Tensor, height: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The point of a spinal line at each query height, and the query's height fraction along the line.
-
-    The line is interpolated linearly in y (the vertical axis, pelvis -> neck); heights outside its
-    span are clamped to its end points. Lines are ordered top to bottom, so y falls along K; a line
-    that is not monotone in y (noise) is made monotone by a running maximum from the bottom.
-
-    Args:
-        line: (B, K, 3) keypoints, K >= 2, top to bottom.
-        height: (B, N) query heights (y), same units as ``line``.
-
-    Returns:
-        ``(points (B, N, 3), fraction (B, N))``: the line point at each height (its y clamped to the
-        line's span) and ``(y_top - y) / (y_top - y_bottom)``, unclamped (0 at the top, 1 at the bottom).
-    """
-    if line.shape[1] < 2:
-        raise ValueError(f"line_at_height: need at least 2 keypoints, got {line.shape[1]}")
-    ascending = line.flip(1)  # bottom -> top
-    ys = torch.cummax(ascending[..., 1], dim=1).values.contiguous()  # (B, K) non-decreasing
-    upper = torch.searchsorted(ys, height.contiguous()).clamp(1, ys.shape[1] - 1)  # (B, N)
-    lower = upper - 1
-    y_lo, y_hi = ys.gather(1, lower), ys.gather(1, upper)
-    w = ((height - y_lo) / (y_hi - y_lo).clamp_min(1e-6)).clamp(0.0, 1.0)[..., None]  # (B, N, 1)
-
-    def take(idx: torch.Tensor) -> torch.Tensor:
-        return ascending.gather(1, idx[..., None].expand(-1, -1, 3))
-
-    points = take(lower) * (1 - w) + take(upper) * w
-    top, bottom = ys[:, -1:], ys[:, :1]
-    fraction = (top - height) / (top - bottom).clamp_min(1e-6)
-    return points, fraction
-
-
 class PointInput(nn.Module):
     """Per-point input features of every denoiser: Fourier features of the coordinates and, with
     ``spine_relative``, of the point's offset from the spinal line at its own height.
@@ -351,3 +320,65 @@ class SpineConditioning(nn.Module):
             [keep[:, None].expand(-1, num_spine), ~keep[:, None].expand(-1, null.shape[1])], dim=1
         )  # (B, K + Ln)
         return Conditioning(temb, tokens, mask, encoder_hidden_states, keep)
+
+
+def plane_offsets(points: torch.Tensor, num_neighbors: int) -> torch.Tensor:
+    """Each point's offset from the plane through its k nearest neighbours, along that plane's normal.
+
+    The plane is the least-squares fit (centroid and smallest-eigenvalue eigenvector of the
+    neighbours' covariance, as in Hoppe et al. 1992 and Pauly et al. 2002's surface variation). For a
+    point scattered off a thin sheet, ``-plane_offsets`` is the move back onto it: the direction of the
+    score of a surface distribution at small noise. The point itself is left out of its own fit. No
+    gradient flows through it.
+
+    Args:
+        points: (B, N, 3) points.
+        num_neighbors: k (clipped to N - 1); fewer than 3 neighbours give zeros.
+
+    Returns:
+        (B, N, 3) ``((p - centroid) . n) n`` in the points' units.
+    """
+    k = min(num_neighbors, points.shape[1] - 1)
+    if k < 3:
+        return torch.zeros_like(points)
+    from pcdiff.ops import gather_points, knn_points  # ops import the optional compiled kernels lazily
+
+    with torch.no_grad():
+        pts = points.detach()
+        idx = knn_points(pts, pts, k + 1).idx[..., 1:]  # (B, N, k): the point itself dropped
+        neighbours = gather_points(pts, idx)  # (B, N, k, 3)
+        centroid = neighbours.mean(dim=2)  # (B, N, 3)
+        centred = (neighbours - centroid[:, :, None]).double()
+        cov = torch.einsum("bnki,bnkj->bnij", centred, centred) / k  # (B, N, 3, 3)
+        normal = torch.linalg.eigh(cov).eigenvectors[..., 0].to(pts.dtype)  # (B, N, 3), smallest eigenvalue
+        distance = ((pts - centroid) * normal).sum(dim=-1, keepdim=True)  # (B, N, 1)
+        return distance * normal
+
+
+class SurfaceSkip(nn.Module):
+    """A geometric skip connection: ``gate(t) * plane_offsets(x_t)`` added to a denoiser's output.
+
+    A back is a thin sheet, and at small noise the best prediction of a point's noise is its offset
+    from the sheet divided by the noise level. A network has to learn that precision from data, which
+    takes far more steps than a CPU allows (its backs stay clouds ~10 mm thick). This block hands it
+    the local plane fit (:func:`plane_offsets`) and learns only the scalar gain for each timestep,
+    starting at zero (so an untrained denoiser is unchanged). The network body still predicts
+    everything else: the offset is a hint it adds to, not a replacement.
+
+    Args:
+        temb_dim: width of the timestep embedding.
+        num_neighbors: k of the plane fit.
+    """
+
+    def __init__(self, temb_dim: int, num_neighbors: int) -> None:
+        super().__init__()
+        if num_neighbors < 3:
+            raise ValueError(f"SurfaceSkip: num_neighbors must be >= 3, got {num_neighbors}")
+        self.num_neighbors = num_neighbors
+        self.gate = nn.Sequential(nn.SiLU(), nn.Linear(temb_dim, temb_dim), nn.SiLU(), nn.Linear(temb_dim, 1))
+        nn.init.zeros_(self.gate[-1].weight)
+        nn.init.zeros_(self.gate[-1].bias)
+
+    def forward(self, sample: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        """Args: sample: (B, N, 3) noisy points; temb: (B, temb_dim). Returns (B, N, 3)."""
+        return self.gate(temb)[:, None, :] * plane_offsets(sample, self.num_neighbors)

@@ -135,3 +135,44 @@ class FeaturePropagation(nn.Module):
         """
         up = inverse_distance_interpolate(pos, coarse_pos, coarse_feats, self.k)
         return self.mlp(torch.cat([up, skip], dim=-1), temb)
+
+
+class LocalSurface(nn.Module):
+    """Each point's view of its own neighbourhood: ``x_i + W max_j MLP([(p_j - p_i) / r_i, log r_i, x_i])``.
+
+    A back is a thin sheet. To pull a point onto it, a denoiser must know where the sheet lies *near that
+    point*, finer than any voxel grid a CPU can afford. This block gives every point the offsets to its
+    ``k`` nearest neighbours (an EdgeConv-style max over a shared MLP, Wang et al. 2019), divided by the
+    neighbourhood's mean radius ``r_i`` so that the same sheet looks the same at any point count; the
+    radius itself enters as ``log r_i``. Written on :func:`pcdiff.ops.knn_points` rather than
+    torch_geometric's ``EdgeConv`` because that needs a compiled kNN (torch-cluster) for its graph.
+
+    Args:
+        dim: point feature width (in and out).
+        num_neighbors: k.
+        temb_dim: timestep embedding width.
+    """
+
+    def __init__(self, dim: int, num_neighbors: int, temb_dim: int) -> None:
+        super().__init__()
+        if num_neighbors < 2:
+            raise ValueError(f"LocalSurface: num_neighbors must be >= 2, got {num_neighbors}")
+        self.k = num_neighbors
+        self.edge = nn.Sequential(nn.Linear(3 + 1 + dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.out = ResMLP(dim, dim, temb_dim)
+
+    def forward(self, x: torch.Tensor, pos: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        """Args: x: (B, N, dim) features; pos: (B, N, 3) positions; temb: (B, temb_dim). Returns (B, N, dim)."""
+        k = min(self.k + 1, pos.shape[1])
+        idx = knn_points(pos, pos, k).idx[..., 1:]  # (B, N, k - 1), the point itself dropped
+        offsets = gather_points(pos, idx) - pos[:, :, None]  # (B, N, k - 1, 3)
+        radius = offsets.norm(dim=-1).mean(dim=-1, keepdim=True).clamp_min(1e-6)  # (B, N, 1)
+        edges = torch.cat(
+            [
+                offsets / radius[..., None],
+                repeat(radius.log(), "b n 1 -> b n j 1", j=idx.shape[-1]),
+                repeat(x, "b n c -> b n j c", j=idx.shape[-1]),
+            ],
+            dim=-1,
+        )
+        return self.out(x + self.edge(edges).amax(dim=2), temb)

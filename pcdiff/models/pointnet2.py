@@ -13,7 +13,7 @@ from diffusers.configuration_utils import register_to_config
 from torch import nn
 
 from pcdiff.models.base import SpineDenoiser
-from pcdiff.models.blocks import AttentionBlock, Conditioning, PointInput, ResMLP, SpineConditioning
+from pcdiff.models.blocks import AttentionBlock, Conditioning, PointInput, ResMLP, SpineConditioning, SurfaceSkip
 from pcdiff.models.point_layers import FeaturePropagation, SetAbstraction
 
 
@@ -36,6 +36,8 @@ class PointNet2Denoiser(SpineDenoiser):
         num_frequencies: Fourier frequencies for point coordinates and spine keypoints.
         spine_relative: also feed every point its offset from the spine at its own height
             (:class:`~pcdiff.models.blocks.PointInput`).
+        surface_neighbors: k of a :class:`~pcdiff.models.blocks.SurfaceSkip` (the local-plane skip connection
+            added to the output); 0 disables it.
     """
 
     @register_to_config
@@ -52,6 +54,7 @@ class PointNet2Denoiser(SpineDenoiser):
         num_null_tokens: int = 4,
         num_frequencies: int = 6,
         spine_relative: bool = False,
+        surface_neighbors: int = 0,
     ) -> None:
         super().__init__()
         lengths = {len(channel_mults), len(num_centres), len(radii), len(num_neighbours)}
@@ -79,6 +82,7 @@ class PointNet2Denoiser(SpineDenoiser):
             FeaturePropagation(dims[i + 1], dims[i], dims[i], time_dim) for i in range(len(channel_mults))
         )
         self.up_cross = nn.ModuleList(AttentionBlock(d, num_heads, cond_dim) for d in dims[:-1])
+        self.surface_skip = SurfaceSkip(time_dim, surface_neighbors) if surface_neighbors else None
         self.output = nn.Sequential(nn.LayerNorm(width), nn.SiLU(), nn.Linear(width, 3))
 
     def denoise(self, sample: torch.Tensor, cond: Conditioning) -> torch.Tensor:

@@ -23,8 +23,10 @@ from pcdiff.models.blocks import (
     PointInput,
     ResMLP,
     SpineConditioning,
+    SurfaceSkip,
     num_groups,
 )
+from pcdiff.models.point_layers import LocalSurface
 from pcdiff.ops.voxelize import avg_voxelize, normalize_voxel_coords, trilinear_devoxelize
 
 
@@ -82,6 +84,10 @@ class PVCNNDenoiser(SpineDenoiser):
             module's ``data_scale``).
         spine_relative: also feed every point its offset from the spine at its own height
             (:class:`~pcdiff.models.blocks.PointInput`).
+        local_neighbors: k of a :class:`~pcdiff.models.point_layers.LocalSurface` block after the input
+            projection and before the output (each point sees its k nearest neighbours); 0 disables it.
+        surface_neighbors: k of a :class:`~pcdiff.models.blocks.SurfaceSkip` (the local-plane skip connection
+            added to the output); 0 disables it.
     """
 
     @register_to_config
@@ -99,6 +105,8 @@ class PVCNNDenoiser(SpineDenoiser):
         voxel_normalize: bool = True,
         voxel_extent: float = 1.0,
         spine_relative: bool = False,
+        local_neighbors: int = 0,
+        surface_neighbors: int = 0,
     ) -> None:
         super().__init__()
         if len(channel_mults) != len(voxel_resolutions) or not channel_mults:
@@ -140,6 +148,9 @@ class PVCNNDenoiser(SpineDenoiser):
                 self.up.append(stage(current + skip_dims.pop(), widths[level], voxel_resolutions[level]))
                 self.up_levels.append(level)
                 current = widths[level]
+        self.local_in = LocalSurface(width, local_neighbors, time_dim) if local_neighbors else None
+        self.local_out = LocalSurface(width, local_neighbors, time_dim) if local_neighbors else None
+        self.surface_skip = SurfaceSkip(time_dim, surface_neighbors) if surface_neighbors else None
         self.output = nn.Sequential(nn.LayerNorm(width), nn.SiLU(), nn.Linear(width, 3))
 
     def denoise(self, sample: torch.Tensor, cond: Conditioning) -> torch.Tensor:
@@ -157,6 +168,8 @@ class PVCNNDenoiser(SpineDenoiser):
             return cross(x, cond.tokens, cond.token_mask)
 
         x = self.input_proj(self.point_input(sample, cond))  # (B, N, width)
+        if self.local_in is not None:
+            x = self.local_in(x, sample, cond.temb)
         skips = []
         for stage, level in zip(self.down, self.down_levels):
             x = run(stage, x, level)
@@ -164,4 +177,6 @@ class PVCNNDenoiser(SpineDenoiser):
         x = run(self.middle, x, len(resolutions) - 1)
         for stage, level in zip(self.up, self.up_levels):
             x = run(stage, torch.cat([x, skips.pop()], dim=-1), level)
+        if self.local_out is not None:
+            x = self.local_out(x, sample, cond.temb)
         return self.output(x)  # (B, N, 3)

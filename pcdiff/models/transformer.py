@@ -23,6 +23,7 @@ from pcdiff.models.blocks import (
     PointInput,
     ResMLP,
     SpineConditioning,
+    SurfaceSkip,
     fourier_dim,
     fourier_features,
 )
@@ -64,6 +65,8 @@ class PointTransformerDenoiser(SpineDenoiser):
         num_frequencies: Fourier frequencies for point / centre coordinates and spine keypoints.
         spine_relative: also feed every point its offset from the spine at its own height
             (:class:`~pcdiff.models.blocks.PointInput`).
+        surface_neighbors: k of a :class:`~pcdiff.models.blocks.SurfaceSkip` (the local-plane skip connection
+            added to the output); 0 disables it.
     """
 
     @register_to_config
@@ -81,6 +84,7 @@ class PointTransformerDenoiser(SpineDenoiser):
         num_null_tokens: int = 4,
         num_frequencies: int = 6,
         spine_relative: bool = False,
+        surface_neighbors: int = 0,
     ) -> None:
         super().__init__()
         if depth < 1:
@@ -99,6 +103,7 @@ class PointTransformerDenoiser(SpineDenoiser):
         self.norm = nn.LayerNorm(width)
         self.upsample = FeaturePropagation(width, point_width, point_width, time_dim)
         self.point_cross = AttentionBlock(point_width, num_heads, cond_dim)
+        self.surface_skip = SurfaceSkip(time_dim, surface_neighbors) if surface_neighbors else None
         self.output = nn.Sequential(nn.LayerNorm(point_width), nn.SiLU(), nn.Linear(point_width, 3))
 
     def denoise(self, sample: torch.Tensor, cond: Conditioning) -> torch.Tensor:

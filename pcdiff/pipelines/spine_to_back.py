@@ -10,7 +10,9 @@ Coordinate spaces:
                 conditioning line alone: ``"line"`` (``center, scale = spine_frame(line)``), ``"fixed"``
                 (that center, ``scale = fixed_scale`` mm), ``"center"`` (that center, scale 1) or
                 ``"none"`` (identity). ``"landmarks"`` needs the scan's landmarks and cannot be inverted.
-    model       ``normalised * data_scale``: what the denoiser sees and the noise is added to.
+    model       ``normalised * data_scale``: what the denoiser sees and the noise is added to; with
+                ``straighten``, ``straighten(normalised, keypoints) * data_scale`` (the line's own
+                (x, z) at each height taken out, :mod:`pcdiff.geometry.frames`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from einops import rearrange
 
 from pcdiff.data.transforms import spine_frame
+from pcdiff.geometry.frames import unstraighten
 from pcdiff.geometry.polyline import orient_top_down, resample_polyline
 
 SUPPORTED_NORMALIZE = ("line", "fixed", "center", "none")
@@ -100,6 +103,7 @@ class SpineToBackPipeline(DiffusionPipeline):
         line: which spinal line conditions the model, ``"esl"`` or ``"isl"`` (recorded for users).
         normalize: the data module's normalisation, one of ``SUPPORTED_NORMALIZE``.
         fixed_scale: the scale in mm of ``normalize="fixed"``.
+        straighten: the model works in the spine-straightened frame; samples are moved back onto the line.
     """
 
     model_cpu_offload_seq = "denoiser"
@@ -114,6 +118,7 @@ class SpineToBackPipeline(DiffusionPipeline):
         line: str = "esl",
         normalize: str = "line",
         fixed_scale: float | None = None,
+        straighten: bool = False,
     ) -> None:
         super().__init__()
         if normalize not in SUPPORTED_NORMALIZE:
@@ -133,6 +138,7 @@ class SpineToBackPipeline(DiffusionPipeline):
             line=line,
             normalize=normalize,
             fixed_scale=None if fixed_scale is None else float(fixed_scale),
+            straighten=bool(straighten),
         )
 
     @classmethod
@@ -334,7 +340,10 @@ class SpineToBackPipeline(DiffusionPipeline):
             x = scheduler.step(rearrange(pred.float(), "b n c -> b c n"), t, x, **step_kwargs).prev_sample
             if callback is not None:
                 callback(i, t, rearrange(x, "b c n -> b n c"))
-        return rearrange(x, "b c n -> b n c") / self.config.data_scale
+        points = rearrange(x, "b c n -> b n c") / self.config.data_scale
+        if self.config.get("straighten", False):
+            points = unstraighten(points, spine.to(points))
+        return points
 
     @torch.no_grad()
     def __call__(
