@@ -43,6 +43,20 @@ class PcdiffCLI(LightningCLI):
         for key in LINKED:
             parser.link_arguments(f"data.{key}", f"model.{key}")
 
+    def instantiate_classes(self) -> None:
+        """Build model, data module and trainer; a constructor's ``ValueError`` (an unknown ``--model.denoiser``,
+        ``--data.num_keypoints 0``) becomes a one-line usage error (exit 2) instead of a traceback."""
+        from pcdiff.models import DENOISERS
+
+        config = self.config.get(self.subcommand) if self.subcommand else self.config
+        denoiser = config.get("model", {}).get("denoiser") if config is not None else None
+        if denoiser is not None and denoiser not in DENOISERS:
+            self.parser.error(f"--model.denoiser: unknown {denoiser!r}; choose from {sorted(DENOISERS)}")
+        try:
+            super().instantiate_classes()
+        except ValueError as exc:
+            self.parser.error(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+
     def instantiate_trainer(self, **kwargs) -> Trainer:  # noqa: ANN003 (LightningCLI's trainer kwargs)
         """The trainer, without checkpoint callbacks under ``fast_dev_run``.
 

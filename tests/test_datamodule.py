@@ -187,6 +187,12 @@ def test_bad_options(tmp_path):
         BackScanDataModule(normalize="unit")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         BackScanDataModule(data_dir=str(tmp_path / "nope"), cache_dir=str(tmp_path)).prepare_data()
+    (tmp_path / "scan.ply").write_bytes(b"ply")
+    with pytest.raises(FileNotFoundError, match="scan.ply is a file, not a folder of scans"):
+        BackScanDataModule(data_dir=str(tmp_path / "scan.ply"), cache_dir=str(tmp_path)).prepare_data()
+    for name, value, minimum in [("num_keypoints", 0, 2), ("num_keypoints", 1, 2), ("num_points", 0, 1), ("batch_size", -1, 1)]:
+        with pytest.raises(ValueError, match=f"data.{name} must be >= {minimum}, got {value}"):
+            BackScanDataModule(**{name: value})
 
 
 def test_fingerprint_sees_names_sizes_mtimes(data_dir):

@@ -61,7 +61,7 @@ def test_round_trip_exact(tmp_path, binary):
 def test_writer_never_overwrites(tmp_path):
     scan = make_backscan(0, 300)
     write_subject(scan, tmp_path)
-    with pytest.raises(FileExistsError, match="overwrite=True"):
+    with pytest.raises(FileExistsError, match=r"pass --overwrite \(overwrite=True in Python\)"):
         write_subject(scan, tmp_path)
     write_subject(scan, tmp_path, overwrite=True)
 
@@ -167,6 +167,12 @@ def _corrupt_one_point_spine(ply, js):
     js.write_text(json.dumps(doc))
 
 
+def _corrupt_one_point_esl_beside_isl(ply, js):
+    doc = json.loads(js.read_text())
+    doc["esl"] = {"pcdicomapp": [[0, 0, 0]]}  # the ISL stays valid
+    js.write_text(json.dumps(doc))
+
+
 def _corrupt_bad_json(ply, js):
     js.write_text('{"esl": [1, 2,')
 
@@ -191,6 +197,7 @@ BAD_INPUTS = {
     "inf": (_corrupt_inf, "ply", "NaN/inf"),
     "json without spine": (_corrupt_no_spine, "json", "no spinal line"),
     "one-point spine": (_corrupt_one_point_spine, "json", "no spinal line"),
+    "one-point ESL beside a valid ISL": (_corrupt_one_point_esl_beside_isl, "json", "'esl' has 1 point"),
     "invalid json": (_corrupt_bad_json, "json", "invalid JSON"),
     "scan without json": (_corrupt_missing_json, "ply", "do not pair"),
     "json without scan": (_corrupt_missing_ply, "json", "do not pair"),
@@ -244,6 +251,9 @@ def test_duplicate_names_disambiguated_by_folder(tmp_path, caplog):
 def test_missing_folder_and_unknown_layout(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         read_dataset(tmp_path / "nope")
+    (tmp_path / "scan.ply").write_bytes(b"ply")
+    with pytest.raises(FileNotFoundError, match="scan.ply is a file, not a folder"):
+        read_dataset(tmp_path / "scan.ply")
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no back scans found"):
         read_dataset(tmp_path / "empty")

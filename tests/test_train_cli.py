@@ -82,3 +82,19 @@ def test_resume_and_validate_from_the_cli(tmp_path, cache):
 def test_unknown_override_is_refused(tmp_path, cache):
     with pytest.raises(SystemExit):
         main([str(_tiny_config(tmp_path, cache)), "--model.learning_rate", "1e-3"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (["--model.denoiser", "unet"], "--model.denoiser: unknown 'unet'; choose from ['pointnet2', 'pvcnn', 'transformer']"),
+        (["--data.num_keypoints", "0"], "data.num_keypoints must be >= 2, got 0"),
+        (["--data.num_points", "0"], "data.num_points must be >= 1, got 0"),
+    ],
+)
+def test_bad_settings_are_one_line_usage_errors(tmp_path, cache, capsys, override, message):
+    """Refused before any data is read or generated (no traceback, no 'phantom JSON' blamed)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(_tiny_config(tmp_path, cache)), *override])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {message}"

@@ -174,6 +174,11 @@ class BackScanDataModule(L.LightningDataModule):
             raise ValueError(f"layout must be 'auto', '4dspine', 'generic' or 'pcdare', got {layout!r}")
         if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
             raise ValueError(f"need 0 <= val_fraction, test_fraction and their sum < 1, got {val_fraction}, {test_fraction}")
+        least = {"num_points": (num_points, 1), "num_keypoints": (num_keypoints, 2), "batch_size": (batch_size, 1),
+                 "num_workers": (num_workers, 0), "phantom_num_scans": (phantom_num_scans, 1)}  # fmt: skip
+        for name, (value, minimum) in least.items():
+            if value < minimum:
+                raise ValueError(f"data.{name} must be >= {minimum}, got {value}")
         self.save_hyperparameters()
         self.data_dir = None if data_dir is None else Path(data_dir)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -192,7 +197,8 @@ class BackScanDataModule(L.LightningDataModule):
         """The data folder, generating the default phantom set into the cache when needed."""
         if self.data_dir is not None:
             if not self.data_dir.is_dir():
-                raise FileNotFoundError(f"data_dir {self.data_dir} does not exist")
+                what = "is a file, not a folder of scans" if self.data_dir.exists() else "does not exist"
+                raise FileNotFoundError(f"data_dir {self.data_dir} {what}")
             return self.data_dir
         hp = self.hparams
         num = max(4096, hp.num_points)

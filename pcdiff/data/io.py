@@ -331,6 +331,9 @@ def parse_spine_json(data: dict[str, Any], path: Path, pipeline: str | None = No
             raise InvalidScanError(path, f"no spinal line has pipeline {pipeline!r} (pipelines present: {have})")
     if (esl is None or len(esl) < 2) and (isl is None or len(isl) < 2):
         raise InvalidScanError(path, "no spinal line: expected 'esl' and/or 'isl' with at least 2 points each")
+    for key, line in (("esl", esl), ("isl", isl)):
+        if line is not None and len(line) < 2:  # beside a valid other line: refused here, not later in the data module
+            raise InvalidScanError(path, f"'{key}' has {len(line)} point; a spinal line needs at least 2")
     landmarks = {}
     special = data.get("specialPts") or {}
     if not isinstance(special, dict):
@@ -510,7 +513,7 @@ def detect_layout(root: Path) -> str:
     """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"data folder {root} does not exist")
+        raise FileNotFoundError(f"data folder {root} " + ("is a file, not a folder" if root.exists() else "does not exist"))
     if (root / "CobbAngles.csv").is_file() and (root / "Upright").is_dir():
         return "pcdare"
     if next(root.rglob("*processed.json"), None) is not None or next(root.rglob("*processed.ply"), None):
@@ -701,7 +704,7 @@ def write_subject(scan: BackScan, root: Path, binary: bool = True, overwrite: bo
     folder = Path(root) / scan.name
     ply, js = folder / f"{scan.name}_processed.ply", folder / f"{scan.name}_processed.json"
     if not overwrite and (ply.exists() or js.exists()):
-        raise FileExistsError(f"{folder}: subject files exist; pass overwrite=True to replace them")
+        raise FileExistsError(f"{folder}: subject files exist; pass --overwrite (overwrite=True in Python) to replace them")
     folder.mkdir(parents=True, exist_ok=True)
     meta = {k: v for k, v in scan.meta.items() if k != "source" and k not in _RESERVED_JSON_KEYS}
     doc: dict[str, Any] = {"id": scan.name, **meta}
