@@ -85,16 +85,21 @@ def load_scans(path: str | Path, option: str, layout: str = "auto") -> tuple[lis
 
 
 def _read_arrays(path: Path, option: str) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+    """``(points (S, N, 3) float32 mm, esl (S, L, 3) or None, names or None)`` of an array file, without pickle."""
     suffix = path.suffix.lower()
-    if suffix == ".npz":
-        with np.load(path) as data:
-            arrays = {k: data[k] for k in data.files}
-    elif suffix == ".npy":
-        arrays = {"points": np.load(path)}
-    else:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-        arrays = obj if isinstance(obj, dict) else {"points": obj}
-        arrays = {k: v.numpy() if isinstance(v, torch.Tensor) else np.asarray(v) for k, v in arrays.items()}
+    try:
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        elif suffix == ".npy":
+            arrays = {"points": np.load(path, allow_pickle=False)}
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+            arrays = obj if isinstance(obj, dict) else {"points": obj}
+            arrays = {k: v.numpy() if isinstance(v, torch.Tensor) else np.asarray(v) for k, v in arrays.items()}
+    except Exception as exc:  # noqa: BLE001 (numpy / torch raise many kinds on damaged or foreign bytes)
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise SystemExit(f"{option}: {path}: unreadable or corrupt {suffix} file ({reason})") from exc
     candidates = [k for k in arrays if k not in ("esl", "names")]
     if "points" in arrays:
         points = arrays["points"]

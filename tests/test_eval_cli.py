@@ -195,3 +195,11 @@ def test_empty_folder_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match=r"--generated: no scans found in .*empty"):
         main(["--metric", "spine", "--generated", str(tmp_path / "empty")])
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".npy", ".pt"])
+def test_damaged_array_file_is_a_clear_error(arrays, tmp_path, suffix):
+    bad = tmp_path / f"bad{suffix}"
+    bad.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(SystemExit, match=rf"--generated: .*bad\{suffix}: unreadable or corrupt \{suffix} file"):
+        main(["--metric", "spine", "--generated", str(bad)])
