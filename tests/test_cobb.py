@@ -9,6 +9,7 @@ from pcdiff.geometry.cobb import (
     coronal_profile,
     lateral_deviation,
     lateral_deviation_error,
+    line_jitter_mm,
 )
 from pcdiff.geometry.polyline import resample_polyline
 
@@ -77,12 +78,13 @@ def test_s_curve_gives_the_larger_curve(upper, lower):
         [np.linspace(upper / 2, -upper / 2, half), np.linspace(-upper / 2, -upper / 2 + lower, half)[1:]]
     )
     line = line_from_tangent(angles)
-    # smoothing rounds the tangent's sharp corner at the inflection, so allow a few degrees
-    assert cobb_angle(line) == pytest.approx(max(upper, lower), abs=3.0)
+    # smoothing rounds the tangent's sharp corner at the inflection, so allow a few degrees (4: a 50 mm
+    # window of height spans more arc where the line runs 30-55 deg off the vertical: 54 + 60 deg reads 56.5)
+    assert cobb_angle(line) == pytest.approx(max(upper, lower), abs=4.0)
     curves = cobb_curves(line)
     assert [c.convexity for c in curves] == ["right", "left"]
-    assert curves[0].angle == pytest.approx(upper, abs=3.0)
-    assert curves[1].angle == pytest.approx(lower, abs=3.0)
+    assert curves[0].angle == pytest.approx(upper, abs=4.0)
+    assert curves[1].angle == pytest.approx(lower, abs=4.0)
 
 
 def test_three_curves_are_not_summed():
@@ -138,3 +140,29 @@ def test_coronal_profile_refuses_extrapolation():
     line = arc(20.0)
     with pytest.raises(ValueError, match="outside"):
         coronal_profile(line, np.array([line[:, 1].max() + 10]))
+
+
+def keypoints_with_jitter(line: np.ndarray, sigma_mm: float, seed: int, k: int = 32) -> np.ndarray:
+    """``line`` resampled to ``k`` keypoints (a predicted line's size) plus 3D Gaussian jitter of ``sigma_mm``."""
+    return resample_polyline(line, k) + np.random.default_rng(seed).normal(scale=sigma_mm, size=(k, 3))
+
+
+@pytest.mark.parametrize("sigma", [2.0, 5.0, 10.0])
+def test_jittered_keypoints_keep_their_cobb_angle(sigma):
+    """Predicted lines are 32 keypoints with a few mm of jitter: their Cobb angle must stay near the line's.
+
+    The tangent taken along the coronal arc length (before the fix) read 40-deg arcs with 5 mm of jitter as
+    55 deg on average (up to 109), with 10 mm as 162 (up to 314: the tangent flipped where keypoints stepped
+    back up), and straight lines with 2 / 5 / 10 mm as 17 / 54 / 186 deg. Jitter still adds a bias to a
+    straight line (a max-minus-min of noisy tangents): measured 10-13 deg on average here, so the bound is 14.
+    """
+    for swing, tolerance in ((40.0, 8.0), (0.0, 14.0)):  # 10 mm widens the window to 200 mm: 40 deg reads 34
+        angles = [cobb_angle(keypoints_with_jitter(arc(swing), sigma, seed)) for seed in range(10)]
+        assert abs(np.mean(angles) - swing) < tolerance
+        assert np.max(angles) < swing + 25.0
+
+
+def test_jitter_estimate_ignores_curvature():
+    assert line_jitter_mm(resample_polyline(arc(60.0), 32)) < 0.3
+    estimates = [line_jitter_mm(keypoints_with_jitter(arc(60.0), 4.0, seed, k=64)) for seed in range(10)]
+    assert np.mean(estimates) == pytest.approx(4.0, rel=0.25)

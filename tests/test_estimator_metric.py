@@ -89,9 +89,13 @@ def test_eval_cli_runs_the_registered_metric(checkpoint, tmp_path):
     rng = np.random.default_rng(2)
     spines = vertical_lines(4, rng)
     backs = (rng.normal(size=(4, 400, 3)) * 100).astype(np.float32)
-    np.savez(tmp_path / "gen.npz", points=backs, esl=spines)
+    names = [f"subject_{i}" for i in range(4)]
+    np.savez(tmp_path / "gen.npz", points=backs, esl=spines, names=np.array(names))
     out = main(["--metric", "spine_estimator", "--generated", str(tmp_path / "gen.npz"), "--num-points", "256",
                 "--estimator-checkpoint", str(checkpoint), "--no-progress", "--device", "cpu"])
     assert out["metrics"]["ESL estimator, generated mean [mm]"] < 1e-3  # untrained: the straight ESL-end line
+    rows = out["per_sample"]["spine_estimator"]["generated"]  # one row per back, by subject name
+    assert [r["name"] for r in rows] == names
+    assert all(r["mean_mm"] < 1e-3 and r["cobb_abs_err_deg"] < 1.0 for r in rows)
     with pytest.raises(SystemExit, match="estimator-checkpoint"):
         main(["--metric", "spine_estimator", "--generated", str(tmp_path / "gen.npz"), "--num-points", "256", "--device", "cpu"])

@@ -118,6 +118,7 @@ def spine_estimator_metric(
     spines: np.ndarray | torch.Tensor | list[np.ndarray],
     esl: np.ndarray | torch.Tensor | list[np.ndarray] | None = None,
     num_points: int | None = None,
+    names: list[str] | None = None,
 ) -> dict[str, Any]:
     """Error of the estimator's line on each back against the line the back should have.
 
@@ -128,17 +129,24 @@ def spine_estimator_metric(
             the same kind of line (ESL/ISL) the estimator predicts.
         esl: each back's ESL in mm for the input frame; defaults to ``spines`` (ESL conditioning).
         num_points: points given to the estimator.
+        names: each back's subject name (default ``"0"``, ``"1"``, ...), for ``per_subject``.
 
     Returns:
         ``summarize`` of :func:`pcdiff.estimator.metrics.line_errors` (mean/RMS/max mm, lateral RMS mm,
-        Cobb MAE and r), plus ``line`` and ``n``.
+        Cobb MAE and r), plus ``line``, ``n`` and ``per_subject``: one dict per back, ``{"name": ...,
+        **line_errors row}``, in the order given.
     """
     spines_list = [np.asarray(s.detach().cpu() if isinstance(s, torch.Tensor) else s, dtype=np.float32) for s in spines]
     pred = estimate_lines(estimator, backs, esl if esl is not None else spines_list, num_points)
     k = pred.shape[1]
     true = np.stack([resample_polyline(orient_top_down(s), k) for s in spines_list])
-    out = summarize(line_errors(pred, true))
+    rows = line_errors(pred, true)
+    out: dict[str, Any] = summarize(rows)
     out["line"] = estimator.hparams.line
+    names = [str(i) for i in range(len(rows))] if names is None else list(names)
+    if len(names) != len(rows):
+        raise ValueError(f"spine_estimator: {len(names)} names for {len(rows)} backs")
+    out["per_subject"] = [{"name": name, **row} for name, row in zip(names, rows)]
     return out
 
 
@@ -166,16 +174,21 @@ def _lines(scans: list[BackScan], line: str, option: str) -> tuple[list[Any], li
     uses_points=False,  # reads each full scan (the estimator draws its own subset)
 )
 def spine_estimator(inputs: EvalInputs, estimator_checkpoint: str | None) -> EvalOutput:
-    """``spine_estimator`` on the generated scans, and on the reference scans (the floor) when given."""
+    """``spine_estimator`` on the generated scans, and on the reference scans (the floor) when given.
+
+    ``per_sample`` holds, under ``"generated"`` (and ``"reference"``), one row per scan with its subject
+    ``name`` and its errors (mm, degrees; see :func:`pcdiff.estimator.metrics.line_errors`)."""
     if not estimator_checkpoint:
         raise ValueError("--metric spine_estimator needs --estimator-checkpoint (train one: python -m pcdiff.estimator.train configs/estimator.yaml)")
     estimator = load_estimator(estimator_checkpoint, map_location=str(inputs.device))
     line = estimator.hparams.line
     summary: dict[str, float] = {}
+    per_sample: dict[str, list[dict[str, Any]]] = {}
     sets = [("generated", inputs.generated)] + ([("reference", inputs.reference)] if inputs.reference else [])
     for label, scans in sets:
         targets, esl = _lines(scans, line, f"--{label}")
-        res = spine_estimator_metric(estimator, [s.points for s in scans], targets, esl=esl)
+        res = spine_estimator_metric(estimator, [s.points for s in scans], targets, esl=esl, names=[s.name for s in scans])
         tag = f"{line.upper()} estimator, {label}" + (" (floor)" if label == "reference" else "")
         summary.update({f"{tag} {name}": float(res[key]) for key, name in _KEYS})
-    return EvalOutput(summary)
+        per_sample[label] = res["per_subject"]
+    return EvalOutput(summary, per_sample)
