@@ -66,7 +66,7 @@ def load_scans(path: str | Path, option: str, layout: str = "auto") -> tuple[lis
     if not path.exists():
         raise SystemExit(f"{option}: {path} does not exist")
     if path.is_dir():
-        from pcdiff.data.io import read_dataset
+        from pcdiff.data.readers.dataset import read_dataset
 
         try:
             return list(read_dataset(path, layout=layout)), True

@@ -38,8 +38,8 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 
-from pcdiff.data.io import write_subject
 from pcdiff.data.phantom import SpineParams, sample_spine_params, spine_lines
+from pcdiff.data.readers.writer import write_subject
 from pcdiff.data.sample import BackScan
 from pcdiff.geometry.polyline import orient_top_down, resample_polyline
 from pcdiff.pipelines import SpineToBackPipeline

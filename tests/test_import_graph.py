@@ -13,15 +13,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "pcdiff"
-
-#: Cycles known and planned to go, each with the issue item that removes it.
-KNOWN_CYCLES: dict[frozenset[str], str] = {
-    frozenset({"pcdiff.data.io", "pcdiff.data.pcdare"}): "issue 15.3: readers split pending",
-}
 
 
 def module_names(root: Path = ROOT, package: str = PACKAGE) -> dict[str, Path]:
@@ -138,17 +131,5 @@ def test_metrics_do_not_import_the_estimator():
 
 
 def test_no_import_cycles_inside_pcdiff():
-    unexpected = [sorted(c) for c in cycles(import_graph()) if c not in KNOWN_CYCLES]
-    assert not unexpected, f"import cycles inside pcdiff: {unexpected}"
-
-
-@pytest.mark.parametrize(
-    "cycle",
-    [
-        pytest.param(cycle, marks=pytest.mark.xfail(reason=why, strict=True), id="<->".join(sorted(cycle)))
-        for cycle, why in KNOWN_CYCLES.items()
-    ],
-)
-def test_known_cycle_is_gone(cycle):
-    """Strict xfail: once the cycle is gone this passes, fails the suite, and the entry above is to be removed."""
-    assert cycle not in cycles(import_graph())
+    found = [sorted(c) for c in cycles(import_graph())]
+    assert not found, f"import cycles inside pcdiff: {found}"

@@ -222,7 +222,7 @@ def test_bad_input_skipped_counted_reported(tmp_path, case, caplog):
     _, folder, ply, js = _subject(tmp_path, seed=9, name="bad")
     corrupt(ply, js)
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "data").rglob("*") if p.is_file()}
-    with caplog.at_level(logging.WARNING, logger="pcdiff.data.io"):
+    with caplog.at_level(logging.WARNING, logger="pcdiff.data.readers"):
         scans = read_dataset(tmp_path / "data", skip_invalid=True)
     assert [s.name for s in scans] == [g.name for g in good]
     assert len(scans.skipped) == 1 and message in scans.skipped[0][1]
@@ -242,7 +242,7 @@ def test_duplicate_names_disambiguated_by_folder(tmp_path, caplog):
     write_subject(make_backscan(0, 300, name="a"), tmp_path / "x")
     write_subject(make_backscan(1, 300, name="a"), tmp_path / "y")
     write_subject(make_backscan(2, 300, name="b"), tmp_path / "y")
-    with caplog.at_level(logging.WARNING, logger="pcdiff.data.io"):
+    with caplog.at_level(logging.WARNING, logger="pcdiff.data.readers"):
         scans = read_dataset(tmp_path)
     assert [s.name for s in scans] == ["b", "x__a", "y__a"]
     assert "appears 2 times" in caplog.text

@@ -36,7 +36,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from pcdiff.data.io import InvalidScanError, ScanList, read_dataset
+from pcdiff.data.readers.base import InvalidScanError, ScanList
+from pcdiff.data.readers.dataset import read_dataset
 from pcdiff.data.transforms import default_augment, default_preprocess, scan_to_sample
 
 logger = logging.getLogger(__name__)
