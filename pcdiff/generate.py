@@ -5,9 +5,10 @@
     python -m pcdiff.generate --checkpoint last.ckpt --n 100 --out gen --devices 2   # spines from the phantom prior
 
 Spinal lines (mm, 4D-Spine frame) come from one of:
-  * files (``--spine``): CSV with three columns x, y, z (a header row is allowed) or JSON holding a
-    list of [x, y, z] or an object with an ``esl``/``isl``/``spine``/``points`` list, e.g. the
-    ``<name>_processed.json`` of existing 4D-Spine subjects (new backs for their spines);
+  * files (``--spine``): CSV with columns x, y, z (``,`` or ``;``, a header row and a ``line`` column esl/isl
+    allowed) or JSON holding a list of [x, y, z] or an object with an ``esl``/``isl`` (or ``spine``/``points``)
+    list, e.g. the ``<name>_processed.json`` of existing 4D-Spine subjects (new backs for their spines); read by
+    the parser a data folder uses, :mod:`pcdiff.data.readers.spine_files`, which lists its rules;
   * phantom parameters (``--cobb``, ``--curve-type``, ``--apex``, ``--convexity``, ``--kyphosis``,
     ``--lordosis``, ``--length-mm``): one spine per combination of the values given, the other
     parameters at :class:`pcdiff.data.phantom.SpineParams` defaults;
@@ -39,6 +40,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 
 from pcdiff.data.phantom import SpineParams, sample_spine_params, spine_lines
+from pcdiff.data.readers.spine_files import read_spine_line
 from pcdiff.data.readers.writer import write_subject
 from pcdiff.data.sample import BackScan
 from pcdiff.geometry.polyline import orient_top_down, resample_polyline
@@ -69,42 +71,24 @@ class SpineRequest:
 
 
 # ---------------------------------------------------------------------------------------- spine sources
-def read_spine_file(path: Path, which: str = "esl") -> np.ndarray:
-    """Read a spinal line (L, 3) in mm from a CSV (x, y, z columns, optional header) or JSON file.
+def read_spine_file(path: Path, which: str | None = "esl") -> np.ndarray:
+    """Read the spinal line (L, 3) float32 in mm of ``--spine`` file ``path`` (``.csv``, ``.txt`` or ``.json``).
 
-    A JSON file holds a list of [x, y, z], or an object with the ``which`` line (``"esl"``/``"isl"``),
-    ``"spine"`` or ``"points"``; a 4D-Spine subject JSON (``<name>_processed.json``) works as well.
+    The file is parsed by :func:`pcdiff.data.readers.spine_files.read_spine_line`, the parser a data folder uses
+    (delimiters, header, ``line`` column and pipeline key: see :mod:`pcdiff.data.readers.spine_files`). A labelled
+    file gives its ``which`` line (``"esl"``/``"isl"``; ``None``: the ESL, else the ISL); an unlabelled line (a CSV
+    without a ``line`` column, a JSON list, or ``spine``/``points``) is taken as the ``which`` line.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: another suffix, or a file the parser refuses (an ``InvalidScanError`` naming it).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--spine {path}: no such file")
-    if path.suffix.lower() == ".json":
-        data = json.loads(path.read_text())
-        if isinstance(data, dict):
-            key = next((k for k in (which, "spine", "points") if k in data), None)
-            if key is None:
-                raise ValueError(f"{path}: expected a list of [x, y, z] or an object with '{which}', 'spine' or 'points'")
-            data = data[key]
-            if isinstance(data, dict):  # a 4D-Spine subject JSON: {"esl": {pipeline: [[x, y, z], ...]}}
-                if not data:
-                    raise ValueError(f"{path}: '{key}' holds no spinal line")
-                data = data.get("pcdicomapp", next(iter(data.values())))
-        line = np.asarray(data, dtype=np.float64)
-    elif path.suffix.lower() in (".csv", ".txt"):
-        text = path.read_text().strip().splitlines()
-        try:
-            float(text[0].replace(";", ",").split(",")[0])
-            rows = text
-        except ValueError:  # a header row
-            rows = text[1:]
-        line = np.asarray([[float(v) for v in r.replace(";", ",").split(",")] for r in rows if r.strip()])
-    else:
+    if path.suffix.lower() not in (".csv", ".txt", ".json"):
         raise ValueError(f"--spine {path}: expected a .csv, .txt or .json file")
-    if line.ndim != 2 or line.shape[1] != 3 or len(line) < 2:
-        raise ValueError(f"{path}: expected a spinal line of shape (L >= 2, 3) in mm, got {line.shape}")
-    if not np.isfinite(line).all():
-        raise ValueError(f"{path}: the spinal line has non-finite coordinates")
-    return line.astype(np.float32)
+    return read_spine_line(path, which)
 
 
 def _phantom_request(name: str, params: SpineParams, which: str, source: str) -> SpineRequest:
@@ -115,8 +99,9 @@ def _phantom_request(name: str, params: SpineParams, which: str, source: str) ->
     return SpineRequest(name, line, {"spine_source": source, "phantom": params.to_dict(), "cobb": params.cobb_deg}, landmarks)
 
 
-def spine_requests(args: argparse.Namespace, which: str) -> list[SpineRequest]:
-    """The spinal lines asked for on the command line (files, parameters, or phantom draws)."""
+def spine_requests(args: argparse.Namespace, which: str | None) -> list[SpineRequest]:
+    """The spinal lines asked for on the command line (files, parameters, or phantom draws), as ``which`` line
+    (``"esl"``/``"isl"``); ``None`` before the model is known: a file may hold either line, a phantom gives its ESL."""
     given = {opt: getattr(args, opt) for opt in PARAM_OPTIONS if getattr(args, opt) is not None}
     sources = [bool(args.spine), bool(given), args.n is not None]
     if sum(sources) > 1:
@@ -139,11 +124,12 @@ def spine_requests(args: argparse.Namespace, which: str) -> list[SpineRequest]:
                 typed = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in zip(keys, values))
                 raise ValueError(f"{typed}: {exc}") from exc
             tag = "_".join(f"{k}{v}" for k, v in zip(keys, values)).replace(".", "p")
-            requests.append(_phantom_request(tag, params, which, "parameters"))
+            requests.append(_phantom_request(tag, params, which or "esl", "parameters"))
     else:
         rng = np.random.default_rng(args.seed)
         for i in range(args.n if args.n is not None else 1):
-            requests.append(_phantom_request(f"prior{i:04d}", sample_spine_params(rng), which, "phantom prior"))
+            params = sample_spine_params(rng)
+            requests.append(_phantom_request(f"prior{i:04d}", params, which or "esl", "phantom prior"))
     return requests
 
 
@@ -286,7 +272,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         kind = "is a file; expected an exported pipeline folder (a .ckpt goes to --checkpoint)"
         parser.error(f"--pipeline: {args.pipeline} " + (kind if Path(args.pipeline).exists() else "does not exist"))
     try:
-        requests = spine_requests(args, "esl")  # the line kind only picks a phantom's ESL or ISL: checked alike
+        requests = spine_requests(args, None)  # the model's line is not known yet: a file may hold either
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
     names = [r.name for r in requests]

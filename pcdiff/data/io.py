@@ -9,7 +9,8 @@ Layouts a data folder may be in (:func:`read_dataset` detects which):
   ``<stem>.csv``, ``<stem>.json``, ``<stem>_spine.csv`` or ``<stem>_spine.json``.
 * PCdare (:mod:`~pcdiff.data.readers.pcdare`): ``CobbAngles.csv`` + ``Upright/<id>/``, converted to pcdiff's frame.
 
-Spine files beside a generic scan (CSV, JSON): :mod:`pcdiff.data.readers.spine_files`.
+Spine files (CSV and JSON, also under ``python -m pcdiff.generate --spine``) follow one set of rules, written out in
+:mod:`pcdiff.data.readers.spine_files`.
 
 Every scan is checked on load (:mod:`pcdiff.data.units`): metres are converted to mm and a y-down
 camera frame is rotated back, both with a :class:`~pcdiff.data.units.UnitConversionWarning`;
@@ -24,7 +25,13 @@ from pcdiff.data.readers.dataset import detect_layout, read_dataset
 from pcdiff.data.readers.fourd_spine import read_subject
 from pcdiff.data.readers.generic import read_generic
 from pcdiff.data.readers.pointcloud import POINT_CLOUD_SUFFIXES, read_point_cloud, write_point_cloud
-from pcdiff.data.readers.spine_files import PIPELINE_PREFERENCE, parse_spine_json, read_spine_csv
+from pcdiff.data.readers.spine_files import (
+    PIPELINE_PREFERENCE,
+    parse_spine_json,
+    read_spine_csv,
+    read_spine_line,
+    read_spine_lines,
+)
 from pcdiff.data.readers.writer import write_subject
 
 __all__ = [
@@ -41,6 +48,8 @@ __all__ = [
     "read_json",
     "read_point_cloud",
     "read_spine_csv",
+    "read_spine_line",
+    "read_spine_lines",
     "read_subject",
     "report_skipped",
     "write_point_cloud",

@@ -3,7 +3,8 @@
 * :mod:`~pcdiff.data.readers.base`: :class:`InvalidScanError`, :class:`ScanList`, JSON reading, the checks every
   scan passes (point count, units/axes, lines on the surface) and the skip-and-report loop over subjects.
 * :mod:`~pcdiff.data.readers.pointcloud`: point clouds (``.ply``/``.pcd``/``.xyz``/``.npz``) in and out.
-* :mod:`~pcdiff.data.readers.spine_files`: spinal-line files (CSV, JSON) and the lines of a 4D-Spine JSON.
+* :mod:`~pcdiff.data.readers.spine_files`: the one parser of spinal-line files (CSV, JSON), used by every layout
+  and by ``python -m pcdiff.generate --spine``.
 * layouts, one subject folder or file at a time: :mod:`~pcdiff.data.readers.fourd_spine`,
   :mod:`~pcdiff.data.readers.generic`, :mod:`~pcdiff.data.readers.pcdare`.
 * :mod:`~pcdiff.data.readers.writer`: :func:`write_subject` (the 4D-Spine layout).

@@ -7,8 +7,8 @@
                                                         "isl": {pipeline: [[x, y, z], ...]}, ...}
 
 ``age``, ``gender``, ``status``, ``pipelineSteps`` and any other keys are optional and kept in
-``BackScan.meta`` untouched. ``DM`` is (DL + DR) / 2 when absent. The JSON's lines and landmarks are parsed by
-:mod:`pcdiff.data.readers.spine_files`. :func:`pcdiff.data.readers.writer.write_subject` produces
+``BackScan.meta`` untouched. ``DM`` is (DL + DR) / 2 when absent. The JSON is read by the one spine-file parser
+(:mod:`pcdiff.data.readers.spine_files`). :func:`pcdiff.data.readers.writer.write_subject` produces
 ``<root>/<name>/<name>_processed.{ply,json}``, which is read back as subject ``<name>``.
 """
 
@@ -18,9 +18,9 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from pcdiff.data.readers.base import MIN_POINTS, InvalidScanError, failing_reader, finish_scan, read_json
+from pcdiff.data.readers.base import MIN_POINTS, InvalidScanError, failing_reader, finish_scan
 from pcdiff.data.readers.pointcloud import read_point_cloud
-from pcdiff.data.readers.spine_files import parse_spine_json
+from pcdiff.data.readers.spine_files import read_spine_lines
 from pcdiff.data.sample import BackScan
 
 _PROCESSED = re.compile(r"^(?P<name>.*?)[_-]?processed$", re.IGNORECASE)
@@ -82,7 +82,7 @@ def read_subject(
         InvalidScanError: see :mod:`pcdiff.data.io`.
     """
     ply, js = _subject_files(Path(folder_or_json))
-    kwargs = parse_spine_json(read_json(js), js, pipeline)
+    kwargs = read_spine_lines(js, pipeline)
     points, normals, colors = read_point_cloud(ply)
     if name is None:
         name = _processed_name(js) or js.parent.name

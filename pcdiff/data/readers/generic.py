@@ -1,6 +1,6 @@
 """The generic layout: a scan ``<stem>.ply|.pcd|.xyz|.npz`` with its spine beside it in ``<stem>.csv``,
-``<stem>.json``, ``<stem>_spine.csv`` or ``<stem>_spine.json`` (formats: :mod:`pcdiff.data.readers.spine_files`;
-a JSON list of [x, y, z] is the ESL). An ``.npz`` scan holds ``points`` (N, 3)
+``<stem>.json``, ``<stem>_spine.csv`` or ``<stem>_spine.json`` (read by the one spine-file parser,
+:mod:`pcdiff.data.readers.spine_files`: an unlabelled line is the ESL). An ``.npz`` scan holds ``points`` (N, 3)
 and optionally ``normals``, ``colors``, ``esl``, ``isl`` and the landmarks ``C7``, ``DL``, ``DR``, ``DM`` (then no
 spine file is needed).
 """
@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from pcdiff.data.readers.base import MIN_POINTS, InvalidScanError, finish_scan, read_json
+from pcdiff.data.readers.base import MIN_POINTS, InvalidScanError, finish_scan
 from pcdiff.data.readers.pointcloud import POINT_CLOUD_SUFFIXES, read_point_cloud
-from pcdiff.data.readers.spine_files import parse_spine_json, read_spine_csv
+from pcdiff.data.readers.spine_files import parse_spine_json, read_spine_lines
 from pcdiff.data.sample import LANDMARK_NAMES, BackScan
 
 #: Where a scan's spine file is looked for, in order: ``<stem>`` + one of these.
@@ -46,13 +46,7 @@ def read_generic(scan_path: Path, min_points: int = MIN_POINTS, name: str | None
     kwargs: dict[str, Any]
     spine_file = _spine_file(scan_path)
     if spine_file is not None:
-        if spine_file.suffix == ".csv":
-            data = read_spine_csv(spine_file)
-        else:
-            data = read_json(spine_file)
-            if isinstance(data, list):
-                data = {"esl": data}
-        kwargs = parse_spine_json(data, spine_file)
+        kwargs = read_spine_lines(spine_file)
     elif scan_path.suffix.lower() == ".npz":
         with np.load(scan_path, allow_pickle=False) as d:
             data = {k: d[k].tolist() for k in ("esl", "isl") if k in d.files}

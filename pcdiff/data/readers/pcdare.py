@@ -14,7 +14,8 @@ drawn on the scan, within ~1 mm of it) as the ESL; ``islLinePts`` (vertebral bod
 registered radiograph) as the ISL; ``pcMarkers`` 1 = C7, 3 = right PSIS dimple (DR, +x side),
 4 = left (DL); marker 2 (a lower lumbar landmark) is kept in ``meta["pcdare_marker2"]``.
 ``eslLinePts`` is not used: it is a radiograph-derived skin line off the scan (90th percentile of its
-distance to the surface 5-26 mm, median 1.6-21 mm over the 20 shared subjects).
+distance to the surface 5-26 mm, median 1.6-21 mm over the 20 shared subjects). Each line is checked by
+:func:`pcdiff.data.readers.spine_files.as_line`, the check every spine file passes.
 
 The importer to the 4D-Spine layout is :mod:`pcdiff.data.pcdare` (``python -m pcdiff.data.pcdare SRC OUT``).
 """
@@ -29,6 +30,7 @@ import numpy as np
 
 from pcdiff.data.readers.base import InvalidScanError, ScanList, read_all, read_json
 from pcdiff.data.readers.pointcloud import read_point_cloud
+from pcdiff.data.readers.spine_files import as_line
 from pcdiff.data.sample import BackScan
 from pcdiff.data.units import UnitsAxesError, check_frame, check_lines_on_surface
 
@@ -81,19 +83,6 @@ def _one(folder: Path, pattern: str) -> Path:
     return found[0]
 
 
-def _line(doc: dict, key: str, path: Path) -> np.ndarray:
-    value = doc.get(key)
-    if value is None:
-        raise InvalidScanError(path, f"no '{key}'")
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InvalidScanError(path, f"'{key}' is not a list of [x, y, z]") from exc
-    if arr.ndim != 2 or arr.shape[1] != 3 or len(arr) < 2 or not np.isfinite(arr).all():
-        raise InvalidScanError(path, f"'{key}' must be >= 2 finite [x, y, z] points, got shape {arr.shape}")
-    return arr
-
-
 def read_pcdare_subject(folder: Path, cobb: float | None = None) -> BackScan:
     """Read one ``Upright/<id>`` folder as a :class:`BackScan` in mm, y up, z towards the scanner.
 
@@ -110,8 +99,8 @@ def read_pcdare_subject(folder: Path, cobb: float | None = None) -> BackScan:
     doc = read_json(js)
     if not isinstance(doc, dict):
         raise InvalidScanError(js, "expected a JSON object")
-    esl = _line(doc, "pcLinePts", js) * CAMERA_TO_PCDIFF
-    isl = _line(doc, "islLinePts", js) * CAMERA_TO_PCDIFF
+    esl = as_line(doc.get("pcLinePts"), js, "pcLinePts", min_points=2) * CAMERA_TO_PCDIFF
+    isl = as_line(doc.get("islLinePts"), js, "islLinePts", min_points=2) * CAMERA_TO_PCDIFF
     markers = doc.get("pcMarkers")
     try:
         world = np.array([m["World"] for m in markers], dtype=np.float64) * CAMERA_TO_PCDIFF
