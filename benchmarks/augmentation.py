@@ -55,7 +55,8 @@ from pcdiff.data.phantom import DEFAULT_VERSION, generate_phantom, sample_spine_
 from pcdiff.data.sample import BackScan
 from pcdiff.data.transforms import Compose, Normalize, ResampleLine, ResamplePoints, default_augment, scan_to_sample
 from pcdiff.estimator.metrics import line_errors, pearson, summarize
-from pcdiff.estimator.module import SpineEstimator, to_mm
+from pcdiff.estimator.module import SpineEstimator
+from pcdiff.geometry.frames import to_mm
 from pcdiff.geometry.polyline import orient_top_down, resample_polyline
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from pcdiff.geometry.frames import to_mm  # noqa: F401 (the benchmarks' name for it: fidelity, real_conditioning...)
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 DEFAULT_PCDARE = ROOT.parent / "shared" / "data" / "pcdare"
@@ -89,7 +91,7 @@ def model_settings(denoiser: str, source: str) -> tuple[dict[str, Any], float | 
     else:
         raise ValueError(f"model settings source must be 'quickstart' or 'configs', got {source!r}")
     model.update(BENCHMARK_MODEL_OVERRIDES)
-    for key in ("num_points", "num_keypoints", "line", "normalize"):  # linked from the data module
+    for key in ("num_points", "num_keypoints", "line", "normalize", "fixed_scale"):  # linked from the data module
         model.pop(key, None)
     return model, cfg["trainer"].get("gradient_clip_val"), path
 
@@ -210,7 +212,7 @@ def train_point_diffusion(
     from pcdiff.diffusion.module import PointDiffusion
 
     hp = datamodule.hparams
-    linked = {k: hp[k] for k in ("num_points", "num_keypoints", "line", "normalize")}
+    linked = {k: hp[k] for k in ("num_points", "num_keypoints", "line", "normalize", "fixed_scale")}
     L.seed_everything(seed, workers=True, verbose=False)
     if init_checkpoint is not None:
         module = PointDiffusion.load_from_checkpoint(str(init_checkpoint), map_location="cpu", **linked, **model_kwargs)
@@ -316,12 +318,6 @@ def nearest_spines(query: torch.Tensor, bank: torch.Tensor) -> tuple[torch.Tenso
     d = (query[:, None] - bank[None]).square().sum(-1).mean(-1).sqrt()  # (Q, T)
     dist, idx = d.min(1)
     return idx, dist
-
-
-def to_mm(points: torch.Tensor, center: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """Normalised clouds (B, N, 3) -> mm with each cloud's frame: ``points * scale[b] + center[b]``
-    (``center`` (B, 3) mm, ``scale`` (B,) mm)."""
-    return points * scale.reshape(-1, 1, 1) + center.reshape(-1, 1, 3)
 
 
 # ------------------------------------------------------------------------------------------ metrics

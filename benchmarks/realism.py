@@ -36,7 +36,7 @@ from scipy.spatial import cKDTree
 from pcdiff.data.pcdare import isl_depth, read_pcdare
 from pcdiff.data.phantom import VERSIONS, generate_phantom
 from pcdiff.data.sample import BackScan
-from pcdiff.data.transforms import landmark_frame, spine_frame
+from pcdiff.geometry.frames import landmark_frame, line_frame
 from pcdiff.geometry.polyline import arc_length, orient_top_down
 from pcdiff.metrics.chamfer import pairwise_chamfer
 
@@ -150,7 +150,7 @@ def normalise(scan: BackScan, num_points: int, frame: str, rng: np.random.Genera
     if frame == "landmarks":
         center, scale = landmark_frame(np.stack([scan.landmarks[k] for k in ("C7", "DL", "DR", "DM")]))
     elif frame == "esl":
-        center, scale = spine_frame(scan.line("esl"))
+        center, scale = line_frame(scan.line("esl"))
     elif frame == "c7_on_esl":
         # C7 taken as the ESL's top end (on the midline), DM from the dimples. In PCdare the C7 marker
         # lies 20-50 mm right of the drawn line's top; in the phantom both coincide.

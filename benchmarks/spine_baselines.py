@@ -3,7 +3,7 @@
 Rows (5 subject-wise folds wherever a training mean is needed; the same fold split as
 ``benchmarks/augmentation.py --folds 5``, permutation seed 0):
 
-- ``mean line``: the mean training ESL / ISL in the landmark frame (C7-DM; :func:`pcdiff.data.transforms.landmark_frame`),
+- ``mean line``: the mean training ESL / ISL in the landmark frame (C7-DM; :func:`pcdiff.geometry.frames.landmark_frame`),
   mapped back with the test subject's own landmarks.
 - ``geometric ESL``: :func:`pcdiff.estimator.geometric.geometric_esl`, the symmetry / furrow line read off
   the surface between the landmarks' heights (no training at all, no fold needed).
@@ -33,7 +33,7 @@ import numpy as np
 
 from pcdiff.data.pcdare import read_pcdare
 from pcdiff.data.sample import BackScan
-from pcdiff.data.transforms import landmark_frame
+from pcdiff.geometry.frames import landmark_frame
 from pcdiff.estimator.geometric import geometric_esl, isl_from_esl, mean_isl_offset
 from pcdiff.estimator.metrics import line_errors
 from pcdiff.geometry.cobb import cobb_angle

@@ -33,7 +33,7 @@ from pcdiff.diffusion.module import PointDiffusion
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 #: data-module settings that the model must share (linked: set them under ``data:`` only)
-LINKED = ("num_points", "num_keypoints", "line", "normalize")
+LINKED = ("num_points", "num_keypoints", "line", "normalize", "fixed_scale")
 
 
 class PcdiffCLI(LightningCLI):

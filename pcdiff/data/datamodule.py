@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 from pcdiff.data.readers.base import InvalidScanError, ScanList
 from pcdiff.data.readers.dataset import read_dataset
 from pcdiff.data.transforms import default_augment, default_preprocess, scan_to_sample
+from pcdiff.geometry.frames import Normalization, check_normalization
 
 logger = logging.getLogger(__name__)
 
@@ -128,8 +129,10 @@ class BackScanDataModule(L.LightningDataModule):
         num_keypoints: K keypoints of the conditioning line.
         line: conditioning line, ``"esl"`` or ``"isl"``; also defines the ``"line"`` frame.
         sampling: ``"random"`` or ``"fps"``.
-        normalize: ``"line"`` (centre = middle of the line's ends, scale = their distance),
-            ``"landmarks"`` (C7..DM) or ``"none"`` (mm).
+        normalize: one of :data:`pcdiff.geometry.frames.NORMALIZATIONS`: ``"line"`` (centre = middle of
+            the line's ends, scale = their distance), ``"landmarks"`` (C7..DM), ``"fixed"`` (the line's
+            centre, scale ``fixed_scale`` mm), ``"center"`` (the line's centre, units stay mm) or ``"none"`` (mm).
+        fixed_scale: the scale in mm of ``normalize="fixed"`` (given exactly then).
         augment: rotate about y (+-10 deg), scale (0.95-1.05) and jitter (~1 mm) training samples.
         batch_size, num_workers: DataLoader settings.
         val_fraction, test_fraction: fractions of *subjects* held out (ignored with explicit keys).
@@ -149,7 +152,8 @@ class BackScanDataModule(L.LightningDataModule):
         num_keypoints: int = 32,
         line: Literal["esl", "isl"] = "esl",
         sampling: Literal["random", "fps"] = "random",
-        normalize: Literal["line", "landmarks", "none"] = "line",
+        normalize: Normalization = "line",
+        fixed_scale: float | None = None,
         augment: bool = True,
         batch_size: int = 16,
         num_workers: int = 0,
@@ -167,8 +171,7 @@ class BackScanDataModule(L.LightningDataModule):
         super().__init__()
         if line not in ("esl", "isl"):
             raise ValueError(f"line must be 'esl' or 'isl', got {line!r}")
-        if normalize not in ("line", "landmarks", "none"):
-            raise ValueError(f"normalize must be 'line', 'landmarks' or 'none', got {normalize!r}")
+        check_normalization(normalize, fixed_scale, who="data")
         if sampling not in ("random", "fps"):
             raise ValueError(f"sampling must be 'random' or 'fps', got {sampling!r}")
         if layout not in ("auto", "4dspine", "generic", "pcdare"):
@@ -183,8 +186,9 @@ class BackScanDataModule(L.LightningDataModule):
         self.save_hyperparameters()
         self.data_dir = None if data_dir is None else Path(data_dir)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        self.preprocess = default_preprocess(num_points, num_keypoints, line, sampling, normalize)
-        jitter = JITTER_MM / (TYPICAL_SPINE_MM if normalize != "none" else 1.0)
+        self.preprocess = default_preprocess(num_points, num_keypoints, line, sampling, normalize, fixed_scale)
+        mm_per_unit = {"fixed": fixed_scale, "center": 1.0, "none": 1.0}.get(normalize, TYPICAL_SPINE_MM)
+        jitter = JITTER_MM / mm_per_unit
         self.augment = default_augment(jitter_sigma=jitter, jitter_clip=3 * jitter) if augment else None
         self.skipped: list[tuple[Path, str]] = []
         self.splits: dict[str, list[str]] = {}
@@ -228,6 +232,7 @@ class BackScanDataModule(L.LightningDataModule):
             "line": hp.line,
             "sampling": hp.sampling,
             "normalize": hp.normalize,
+            **({"fixed_scale": hp.fixed_scale} if hp.get("fixed_scale") is not None else {}),  # keeps older keys
             "seed": hp.seed,
             "skip_invalid": hp.skip_invalid,
             "data": folder_fingerprint(data_dir),

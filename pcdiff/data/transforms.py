@@ -8,7 +8,7 @@ A sample is a plain dict made by :func:`scan_to_sample`::
     esl, isl       (L, 3) float32 or None, ordered top (C7) -> bottom
     landmarks      (4, 3) float32   C7, DL, DR, DM (rows of NaN where the scan has none)
     has_landmarks  bool             all four present
-    center         (3,) float32     mm; normalised = (mm - center) / scale
+    center         (3,) float32     mm; normalised = (mm - center) / scale (pcdiff.geometry.frames)
     scale          float            mm
     spine          (K, 3) float32   keypoints of the conditioning line (after :class:`ResampleLine`)
 
@@ -26,7 +26,19 @@ from typing import Any
 import numpy as np
 
 from pcdiff.data.sample import LANDMARK_NAMES, BackScan
+from pcdiff.geometry.frames import (
+    LINE_NORMALIZATIONS,
+    NORMALIZATIONS,
+    check_normalization,
+    frame_of,
+    landmark_frame,  # noqa: F401 (re-exported: benchmarks and older code import it from here)
+    line_frame,
+    to_normalised,
+)
 from pcdiff.geometry.polyline import orient_top_down, resample_polyline
+
+#: The "line" frame of a spinal line, under its earlier name (:func:`pcdiff.geometry.frames.line_frame`).
+spine_frame = line_frame
 
 Sample = dict[str, Any]
 Transform = Callable[[Sample, "np.random.Generator | None"], Sample]
@@ -54,40 +66,6 @@ def scan_to_sample(scan: BackScan) -> Sample:
     if scan.normals is not None:
         sample["normals"] = scan.normals
     return sample
-
-
-def spine_frame(line: np.ndarray) -> tuple[np.ndarray, float]:
-    """The "line" frame of a spinal line (L, 3) in mm.
-
-    Returns:
-        center (3,) float32: midpoint of the line's two ends (mm);
-        scale: end-to-end distance (mm); for the ESL this is about the C7..DM distance.
-
-    Normalised coordinates are ``(x_mm - center) / scale``.
-    """
-    line = np.asarray(line, dtype=np.float64)
-    if line.ndim != 2 or line.shape[1] != 3 or len(line) < 2:
-        raise ValueError(f"spine_frame: expected a line of shape (L >= 2, 3), got {line.shape}")
-    a, b = line[0], line[-1]
-    scale = float(np.linalg.norm(a - b))
-    if not scale > 0:
-        raise ValueError("spine_frame: the line's two ends coincide (zero length)")
-    return ((a + b) / 2).astype(np.float32), scale
-
-
-def landmark_frame(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
-    """The "landmarks" frame: center = midpoint of C7 and DM, scale = |C7 - DM| (mm).
-
-    Args:
-        landmarks: (4, 3) C7, DL, DR, DM in mm.
-    """
-    c7, dm = np.asarray(landmarks[0], np.float64), np.asarray(landmarks[3], np.float64)
-    if not (np.isfinite(c7).all() and np.isfinite(dm).all()):
-        raise ValueError("landmark frame needs C7 and DM (or DL and DR)")
-    scale = float(np.linalg.norm(c7 - dm))
-    if not scale > 0:
-        raise ValueError("landmark frame: C7 and DM coincide")
-    return ((c7 + dm) / 2).astype(np.float32), scale
 
 
 def _map_geometry(sample: Sample, fn: Callable[[np.ndarray], np.ndarray], normals_fn=None) -> Sample:
@@ -118,25 +96,23 @@ class Compose:
 class Normalize:
     """Centre and scale a mm sample: ``x -> (x - center) / scale``; records ``center`` and ``scale``.
 
+    The frame comes from :func:`pcdiff.geometry.frames.frame_of`; see :mod:`pcdiff.geometry.frames` for
+    the normalisations.
+
     Args:
-        mode: ``"line"`` (:func:`spine_frame` of ``line``), ``"landmarks"`` (:func:`landmark_frame`),
-            ``"fixed"`` (centre of the line frame, ``scale`` given in mm), ``"center"`` (line-frame
-            centring only, scale 1 so units stay mm) or ``"none"`` (identity: center 0, scale 1).
+        mode: one of :data:`pcdiff.geometry.frames.NORMALIZATIONS`: ``"line"`` (centre and length of
+            ``line``'s ends), ``"landmarks"`` (C7..DM), ``"fixed"`` (the line's centre, ``scale`` given in
+            mm), ``"center"`` (the line's centre, scale 1 so units stay mm) or ``"none"`` (identity).
         line: ``"esl"`` or ``"isl"``, the line defining the frame.
         scale: the fixed scale in mm for ``mode="fixed"``.
     """
 
-    MODES = ("line", "landmarks", "fixed", "center", "none")
+    MODES = NORMALIZATIONS
 
     def __init__(self, mode: str = "line", line: str = "esl", scale: float | None = None) -> None:
-        if mode not in self.MODES:
-            raise ValueError(f"Normalize: unknown mode {mode!r}; expected one of {self.MODES}")
+        check_normalization(mode, scale, who="Normalize")
         if line not in ("esl", "isl"):
             raise ValueError(f"Normalize: line must be 'esl' or 'isl', got {line!r}")
-        if (mode == "fixed") != (scale is not None):
-            raise ValueError("Normalize: give scale (mm) exactly when mode='fixed'")
-        if scale is not None and not scale > 0:
-            raise ValueError(f"Normalize: scale must be > 0 mm, got {scale}")
         self.mode, self.line, self.fixed_scale = mode, line, scale
 
     def _line(self, sample: Sample) -> np.ndarray:
@@ -148,15 +124,9 @@ class Normalize:
     def __call__(self, sample: Sample, rng: np.random.Generator | None = None) -> Sample:
         if self.mode == "none":
             return dict(sample, center=np.zeros(3, np.float32), scale=1.0)
-        if self.mode == "landmarks":
-            center, scale = landmark_frame(sample["landmarks"])
-        else:
-            center, scale = spine_frame(self._line(sample))
-            if self.mode == "fixed":
-                scale = float(self.fixed_scale)
-            elif self.mode == "center":
-                scale = 1.0
-        out = _map_geometry(sample, lambda a: (a - center) / np.float32(scale))
+        line = self._line(sample) if self.mode in LINE_NORMALIZATIONS else None
+        center, scale = frame_of(self.mode, line=line, landmarks=sample["landmarks"], fixed_scale=self.fixed_scale)
+        out = _map_geometry(sample, lambda a: to_normalised(a, center, scale))
         out["center"], out["scale"] = center, float(scale)
         return out
 

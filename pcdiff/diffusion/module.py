@@ -8,8 +8,9 @@ mixed precision and gradient clipping are Trainer flags (``--trainer.precision b
 
 Batches (from ``BackScanDataModule``): ``points`` (B, N, 3) and ``spine`` (B, K, 3) in normalised
 coordinates, ``center`` (B, 3) mm and ``scale`` (B,) mm. The model works in model space,
-``normalised * data_scale``; ``data_scale``, ``line``, ``normalize`` and ``num_keypoints`` are saved with
-the weights (``save_hyperparameters``) so that samples map back to millimetres.
+``normalised * data_scale`` (:mod:`pcdiff.geometry.frames`); ``data_scale``, ``line``, ``normalize``,
+``fixed_scale`` and ``num_keypoints`` are saved with the weights (``save_hyperparameters``) so that samples
+map back to millimetres.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from einops import rearrange
 
 from pcdiff.diffusion.ema import make_ema
 from pcdiff.diffusion.schedulers import build_sampler, build_scheduler
-from pcdiff.geometry.frames import straighten
+from pcdiff.geometry.frames import Normalization, check_normalization, to_mm, to_model
 from pcdiff.pipelines.spine_to_back import SpineToBackPipeline
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,9 @@ class PointDiffusion(L.LightningModule):
         num_points: default number of generated points (as in the data module).
         num_keypoints: K spine keypoints (must match the data module's ``num_keypoints``).
         line: ``"esl"`` or ``"isl"``, the conditioning line (must match the data module).
-        normalize: the data module's normalisation (``"line"`` or ``"none"`` can be exported to a pipeline).
+        normalize: the data module's normalisation, one of :data:`pcdiff.geometry.frames.NORMALIZATIONS`
+            (all but ``"landmarks"`` can be exported to a pipeline).
+        fixed_scale: the data module's scale in mm for ``normalize="fixed"`` (linked like ``normalize``).
         straighten: diffuse in the spine-straightened frame (:func:`pcdiff.geometry.frames.straighten`):
             every point is moved by minus the conditioning line's (x, z) at its height before noise is
             added, and sampled backs are moved back onto the requested line. The model then learns
@@ -132,7 +135,8 @@ class PointDiffusion(L.LightningModule):
         num_points: int = 2048,
         num_keypoints: int = 32,
         line: Literal["esl", "isl"] = "esl",
-        normalize: Literal["line", "landmarks", "none"] = "line",
+        normalize: Normalization = "line",
+        fixed_scale: float | None = None,
         straighten: bool = False,
         lr: float = 2e-4,
         weight_decay: float = 0.0,
@@ -152,6 +156,7 @@ class PointDiffusion(L.LightningModule):
             raise ValueError(f"model.p_uncond must be in [0, 1), got {p_uncond}")
         if data_scale <= 0:
             raise ValueError(f"model.data_scale must be > 0, got {data_scale}")
+        check_normalization(normalize, fixed_scale, who="model")
         if loss_weighting not in ("uniform", "min_snr"):
             raise ValueError(f"model.loss_weighting must be 'uniform' or 'min_snr', got {loss_weighting!r}")
         if snr_gamma <= 0:
@@ -207,6 +212,7 @@ class PointDiffusion(L.LightningModule):
             data_scale=hp.data_scale,
             line=hp.line,
             normalize=hp.normalize,
+            fixed_scale=hp.get("fixed_scale"),
             straighten=hp.get("straighten", False),
         )
 
@@ -214,10 +220,10 @@ class PointDiffusion(L.LightningModule):
         """Check that the data module produces what this model was built for."""
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         dm_hparams = getattr(datamodule, "hparams", {}) or {}
-        for key in ("num_keypoints", "line", "normalize"):
-            if key in dm_hparams and dm_hparams[key] != self.hparams[key]:
+        for key in ("num_keypoints", "line", "normalize", "fixed_scale"):
+            if key in dm_hparams and dm_hparams[key] != self.hparams.get(key):
                 raise ValueError(
-                    f"data.{key}={dm_hparams[key]!r} but model.{key}={self.hparams[key]!r}: the model must be "
+                    f"data.{key}={dm_hparams[key]!r} but model.{key}={self.hparams.get(key)!r}: the model must be "
                     f"trained and sampled with the data module's setting (LightningCLI links them)"
                 )
 
@@ -252,11 +258,9 @@ class PointDiffusion(L.LightningModule):
         Training draws timesteps and noise freely; validation and test draw them from a generator
         seeded by the batch index, so their loss compares across epochs.
         """
-        points = batch["points"]  # (B, N, 3) normalised
-        if self.hparams.get("straighten", False):
-            points = straighten(points, batch["spine"].to(points.dtype))
-        x0 = rearrange(points * self.hparams.data_scale, "b n c -> b c n")  # (B, 3, N)
-        spine = batch["spine"] * self.hparams.data_scale  # (B, K, 3)
+        line = batch["spine"] if self.hparams.get("straighten", False) else None  # (B, K, 3) normalised
+        x0 = rearrange(to_model(batch["points"], self.hparams.data_scale, line), "b n c -> b c n")  # (B, 3, N)
+        spine = to_model(batch["spine"], self.hparams.data_scale)  # (B, K, 3)
         batch_size = x0.shape[0]
         num_t = self.noise_scheduler.config.num_train_timesteps
         gen = None if stage == "train" else torch.Generator().manual_seed(batch_idx)
@@ -321,16 +325,15 @@ class PointDiffusion(L.LightningModule):
             guidance_scale=self.hparams.guidance_scale,
             generator=gen,
         )
-        scale = batch["scale"][:n].float().reshape(n, 1, 1)
-        center = batch["center"][:n].float().reshape(n, 1, 3)
-        fake_mm = sampled * scale + center  # (n, N, 3)
-        real_mm = batch["points"][:n].float() * scale + center
+        scale, center = batch["scale"][:n].float(), batch["center"][:n].float()  # (n,), (n, 3) mm
+        fake_mm = to_mm(sampled, center, scale)  # (n, N, 3)
+        real_mm = to_mm(batch["points"][:n].float(), center, scale)
         if not torch.isfinite(fake_mm).all():
             raise FloatingPointError(f"{stage}: sampled scans contain NaN/inf (step {self.global_step})")
         cd = chamfer_distance(fake_mm, real_mm, squared=False, reduction="mean")  # (n,) mm
         self.log(f"{stage}/chamfer_mm", cd.mean(), sync_dist=True, batch_size=n)
         if self.hparams.log_images:
-            self._log_images(fake_mm, real_mm, batch["spine"][:n].float() * scale + center, stage)
+            self._log_images(fake_mm, real_mm, to_mm(batch["spine"][:n].float(), center, scale), stage)
 
     def _log_images(self, fake: torch.Tensor, real: torch.Tensor, spine: torch.Tensor, stage: Stage) -> None:
         """Log generated (top) and true (bottom) scans, in mm, to TensorBoard."""

@@ -29,10 +29,10 @@ import numpy as np
 import torch
 
 from pcdiff.data.sample import BackScan
-from pcdiff.data.transforms import spine_frame
 from pcdiff.estimator.metrics import line_errors, summarize
 from pcdiff.estimator.model import SpineEstimatorNet
-from pcdiff.estimator.module import SpineEstimator, to_mm
+from pcdiff.estimator.module import SpineEstimator
+from pcdiff.geometry.frames import frame_of, to_mm, to_normalised
 from pcdiff.geometry.polyline import orient_top_down, resample_polyline
 from pcdiff.metrics.registry import EvalInputs, EvalOutput, Option, register_metric
 
@@ -96,9 +96,9 @@ def estimate_lines(
     if frame == "esl":
         if frame_lines is None or len(frame_lines) != len(backs):
             raise ValueError("spine_estimator: an 'esl'-frame estimator needs the ESL of every back (frame_lines)")
-        frames = [spine_frame(orient_top_down(np.asarray(line, dtype=np.float32))) for line in frame_lines]
+        frames = [frame_of("line", line=orient_top_down(np.asarray(line, dtype=np.float32))) for line in frame_lines]
     else:
-        frames = [(np.zeros(3, np.float32), 1.0)] * len(backs)
+        frames = [frame_of("none")] * len(backs)
     n = num_points or getattr(estimator, "num_points", DEFAULT_NUM_POINTS)
     rng = np.random.default_rng(seed)
     preds = []
@@ -106,9 +106,8 @@ def estimate_lines(
         if back.ndim != 2 or back.shape[1] != 3:
             raise ValueError(f"spine_estimator: expected backs of shape (N, 3) in mm, got {back.shape}")
         pts = back[rng.choice(len(back), n, replace=False)] if len(back) > n else back
-        x = torch.from_numpy((pts - center) / np.float32(scale))[None].to(estimator.device)
-        pred = to_mm(estimator(x).cpu(), torch.as_tensor(center)[None], torch.tensor([float(scale)]))
-        preds.append(pred[0].numpy())
+        x = torch.from_numpy(to_normalised(pts, center, scale))[None].to(estimator.device)  # (1, n, 3)
+        preds.append(to_mm(estimator(x)[0].cpu(), center, scale).numpy())  # (K, 3) mm
     return np.stack(preds)
 
 

@@ -13,22 +13,17 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 
 from pcdiff.estimator.metrics import line_errors
 from pcdiff.estimator.model import SpineEstimatorNet
+from pcdiff.geometry.frames import to_mm  # also imported from here: pcdiff.estimator.module.to_mm
 
-#: Input frames, as the data module normalised the scans: "esl" = the ESL's own frame (centre between
-#: its ends, scale = their distance; ``normalize="line"`` with ``line="esl"``; generated backs come in
-#: it), "landmarks" = C7..DM (needs landmarks, so it cannot judge generated backs), "none" = mm.
+#: The input frames an estimator accepts, named as :func:`pcdiff.geometry.frames.frame_name` names the data
+#: module's frame: "esl" = the ESL's own frame (``normalize="line"`` with ``line="esl"``; generated backs
+#: come in it), "landmarks" = C7..DM (needs landmarks, so it cannot judge generated backs), "none" = mm.
 #: The ISL's frame is refused: it is not visible on a scan and would hand the target's ends to the net.
 FRAMES = ("esl", "landmarks", "none")
 _LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss, "smooth_l1": F.smooth_l1_loss}
-
-
-def to_mm(x: torch.Tensor, center: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """Normalised (B, K, 3) -> millimetres, with ``center`` (B, 3) mm and ``scale`` (B,) mm."""
-    return x * rearrange(scale, "b -> b 1 1") + rearrange(center, "b d -> b 1 d")
 
 
 class SpineEstimator(L.LightningModule):

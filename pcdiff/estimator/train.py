@@ -19,12 +19,14 @@ from lightning.pytorch.cli import LightningCLI
 
 from pcdiff.data.datamodule import BackScanDataModule
 from pcdiff.estimator.module import SpineEstimator
+from pcdiff.geometry.frames import frame_name
 from pcdiff.train import normalize_argv
 
 
 def input_frame(normalize: str, line: str) -> str:
-    """The estimator's ``frame`` for the data module's ``normalize`` and ``line`` ("line" -> that line's name)."""
-    return line if normalize == "line" else normalize
+    """The estimator's ``input_frame`` for the data module's ``normalize`` and ``line`` ("line" -> that line's
+    name): :func:`pcdiff.geometry.frames.frame_name`."""
+    return frame_name(normalize, line)
 
 
 class EstimatorCLI(LightningCLI):

@@ -1,1 +1,1 @@
-"""Geometry on spinal lines: arc-length resampling and Cobb angles."""
+"""Geometry on spinal lines: arc-length resampling, Cobb angles and the coordinate frames (:mod:`.frames`)."""

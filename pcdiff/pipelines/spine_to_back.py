@@ -4,15 +4,15 @@ A Diffusers ``DiffusionPipeline`` holding the denoiser, a sampling scheduler and
 the model was trained with, so an exported folder (``save_pretrained``) reloads offline with
 ``SpineToBackPipeline.from_pretrained(folder)`` and maps its samples back to millimetres.
 
-Coordinate spaces:
+Coordinate spaces (:mod:`pcdiff.geometry.frames`):
     mm          the 4D-Spine frame (x lateral, y up, z towards the scanner).
-    normalised  ``(x_mm - center) / scale`` as the data module's ``Normalize`` made it, from the
-                conditioning line alone: ``"line"`` (``center, scale = spine_frame(line)``), ``"fixed"``
-                (that center, ``scale = fixed_scale`` mm), ``"center"`` (that center, scale 1) or
-                ``"none"`` (identity). ``"landmarks"`` needs the scan's landmarks and cannot be inverted.
+    normalised  ``(x_mm - center) / scale`` as the data module made it, with the frame
+                :func:`~pcdiff.geometry.frames.frame_of` gives from the conditioning line alone
+                (``normalize`` one of :data:`~pcdiff.geometry.frames.INVERTIBLE_FROM_LINE`; ``"landmarks"``
+                needs the scan's landmarks and cannot be inverted).
     model       ``normalised * data_scale``: what the denoiser sees and the noise is added to; with
                 ``straighten``, ``straighten(normalised, keypoints) * data_scale`` (the line's own
-                (x, z) at each height taken out, :mod:`pcdiff.geometry.frames`).
+                (x, z) at each height taken out; :func:`~pcdiff.geometry.frames.to_model`).
 """
 
 from __future__ import annotations
@@ -33,11 +33,8 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from einops import rearrange
 
-from pcdiff.data.transforms import spine_frame
-from pcdiff.geometry.frames import unstraighten
+from pcdiff.geometry.frames import check_normalization, frame_of, from_model, to_mm, to_model, to_normalised
 from pcdiff.geometry.polyline import orient_top_down, resample_polyline
-
-SUPPORTED_NORMALIZE = ("line", "fixed", "center", "none")
 
 
 @dataclass
@@ -101,7 +98,7 @@ class SpineToBackPipeline(DiffusionPipeline):
         num_points: default number of generated points per back.
         data_scale: model-space coordinates are normalised coordinates times this.
         line: which spinal line conditions the model, ``"esl"`` or ``"isl"`` (recorded for users).
-        normalize: the data module's normalisation, one of ``SUPPORTED_NORMALIZE``.
+        normalize: the data module's normalisation, one of :data:`pcdiff.geometry.frames.INVERTIBLE_FROM_LINE`.
         fixed_scale: the scale in mm of ``normalize="fixed"``.
         straighten: the model works in the spine-straightened frame; samples are moved back onto the line.
     """
@@ -121,13 +118,7 @@ class SpineToBackPipeline(DiffusionPipeline):
         straighten: bool = False,
     ) -> None:
         super().__init__()
-        if normalize not in SUPPORTED_NORMALIZE:
-            raise ValueError(
-                f"SpineToBackPipeline: normalize={normalize!r} cannot be inverted from a spinal line alone; "
-                f"expected one of {SUPPORTED_NORMALIZE} (train with data.normalize 'line' to export a pipeline)"
-            )
-        if (normalize == "fixed") != (fixed_scale is not None):
-            raise ValueError("SpineToBackPipeline: give fixed_scale (mm) exactly when normalize='fixed'")
+        check_normalization(normalize, fixed_scale, who="SpineToBackPipeline", from_line_only=True)
         if line not in ("esl", "isl"):
             raise ValueError(f"SpineToBackPipeline: line must be 'esl' or 'isl', got {line!r}")
         self.register_modules(denoiser=denoiser, scheduler=scheduler)
@@ -274,14 +265,8 @@ class SpineToBackPipeline(DiffusionPipeline):
                 raise ValueError(f"spine[{i}]: expected a line of shape (L >= 2, 3) in mm, got {line.shape}")
             kp = resample_polyline(orient_top_down(line), self.config.num_keypoints)
             # the frame of the line equals that of its keypoints: resampling keeps both ends
-            center, scale = spine_frame(kp)
-            if self.config.normalize == "fixed":
-                scale = self.config.fixed_scale
-            elif self.config.normalize == "center":
-                scale = 1.0
-            elif self.config.normalize == "none":
-                center, scale = np.zeros(3, dtype=np.float32), 1.0
-            keypoints.append((kp - center) / scale)
+            center, scale = frame_of(self.config.normalize, line=kp, fixed_scale=self.config.fixed_scale)
+            keypoints.append(to_normalised(kp, center, scale))
             centers.append(center)
             scales.append(scale)
         return (
@@ -319,7 +304,7 @@ class SpineToBackPipeline(DiffusionPipeline):
         num_points = num_points or self.config.num_points
         device, dtype = self._execution_device, self.denoiser.dtype
         batch = spine.shape[0]
-        cond = (spine * self.config.data_scale).to(device=device, dtype=dtype)
+        cond = to_model(spine, self.config.data_scale).to(device=device, dtype=dtype)
 
         scheduler = self.scheduler
         scheduler.set_timesteps(num_inference_steps, device=device)
@@ -340,10 +325,8 @@ class SpineToBackPipeline(DiffusionPipeline):
             x = scheduler.step(rearrange(pred.float(), "b n c -> b c n"), t, x, **step_kwargs).prev_sample
             if callback is not None:
                 callback(i, t, rearrange(x, "b c n -> b n c"))
-        points = rearrange(x, "b c n -> b n c") / self.config.data_scale
-        if self.config.get("straighten", False):
-            points = unstraighten(points, spine.to(points))
-        return points
+        line = spine if self.config.get("straighten", False) else None
+        return from_model(rearrange(x, "b c n -> b n c"), self.config.data_scale, line=line)
 
     @torch.no_grad()
     def __call__(
@@ -380,8 +363,7 @@ class SpineToBackPipeline(DiffusionPipeline):
         points = self.sample_normalized(
             keypoints, num_points, num_inference_steps, guidance_scale, generator, callback
         ).cpu()
-        backs = points * scale[:, None, None] + center[:, None, :]
-        spines = keypoints * scale[:, None, None] + center[:, None, :]
+        backs, spines = to_mm(points, center, scale), to_mm(keypoints, center, scale)
         if output_type == "np":
             backs, spines = backs.numpy(), spines.numpy()
         if not return_dict:

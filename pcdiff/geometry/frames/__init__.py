@@ -1,0 +1,45 @@
+"""Coordinate frames of pcdiff: millimetres, normalised and model space, and the spine-straightened frame.
+
+- :mod:`~pcdiff.geometry.frames.normalisation`: the names of the normalisations (:data:`NORMALIZATIONS`),
+  the frame of one scan (:func:`frame_of`: center (3,) mm and scale mm, from its line or landmarks) and
+  the maps mm <-> normalised (:func:`to_normalised`, :func:`to_mm`) <-> model space (:func:`to_model`,
+  :func:`from_model`).
+- :mod:`~pcdiff.geometry.frames.straightened`: each point's offset from the spinal line at its own height
+  (:func:`straighten`, :func:`unstraighten`, :func:`line_at_height`).
+"""
+
+from pcdiff.geometry.frames.normalisation import (
+    INVERTIBLE_FROM_LINE,
+    LINE_NORMALIZATIONS,
+    NORMALIZATIONS,
+    Normalization,
+    check_normalization,
+    frame_name,
+    frame_of,
+    from_model,
+    landmark_frame,
+    line_frame,
+    to_mm,
+    to_model,
+    to_normalised,
+)
+from pcdiff.geometry.frames.straightened import line_at_height, straighten, unstraighten
+
+__all__ = [
+    "INVERTIBLE_FROM_LINE",
+    "LINE_NORMALIZATIONS",
+    "NORMALIZATIONS",
+    "Normalization",
+    "check_normalization",
+    "frame_name",
+    "frame_of",
+    "from_model",
+    "landmark_frame",
+    "line_at_height",
+    "line_frame",
+    "straighten",
+    "to_mm",
+    "to_model",
+    "to_normalised",
+    "unstraighten",
+]
