@@ -101,13 +101,14 @@ def score_surface(backs_mm: torch.Tensor) -> dict[str, float]:
     }
 
 
-def score_row(backs: torch.Tensor, test: Any) -> dict[str, Any]:
+def score_row(backs: torch.Tensor, test: Any, emd: bool = False) -> dict[str, Any]:
     """Every metric of one row; ``backs`` (S, N, 3) normalised, one per test spine, in test order."""
     from pcdiff.metrics.generation import generation_metrics
 
     backs_mm = to_mm(backs, test.center, test.scale)
     row: dict[str, Any] = score_surface(backs_mm)
-    row.update(generation_metrics(backs, test.points, distances=("cd",), metrics=("cov", "1nna")))
+    row.update(generation_metrics(backs, test.points, distances=("cd", "emd") if emd else ("cd",), metrics=("cov", "1nna"),
+                                  emd_method="auction"))
     row["paired_cd_mm"] = float(paired_distances(backs, test.points, test.scale, emd=False)["chamfer_mm"].mean())
     cond = spine_scores(backs_mm, test.esl_mm)
     for key, values in cond.items():
@@ -119,7 +120,8 @@ def score_row(backs: torch.Tensor, test: Any) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=sorted(VARIANTS))
+    parser.add_argument("--variants", nargs="*", default=None, choices=sorted(VARIANTS),
+                        help="variants to train (default: all, or none when only --checkpoint rows are given)")
     parser.add_argument("--train-steps", type=int, default=600)
     parser.add_argument("--train-points", type=int, default=1024)
     parser.add_argument("--eval-points", type=int, default=2048)
@@ -127,13 +129,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--train-scans", type=int, default=200)
     parser.add_argument("--test-scans", type=int, default=32)
     parser.add_argument("--num-keypoints", type=int, default=16)
+    parser.add_argument("--phantom-seed", type=int, default=0,
+                        help="seed of the phantom set (train and test split); score a model trained on phantom seed 0 "
+                             "(the quickstart) or 1 (the shipped model) on another seed so no test back was trained on")
+    parser.add_argument("--emd", action="store_true", help="also 1-NNA-EMD and COV-EMD (about 3 min for 100 vs 100)")
     parser.add_argument("--sampler", default=None, help="default: the quickstart's sampler")
     parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the quickstart's)")
     parser.add_argument("--karras", action="store_true",
                         help="sample with Karras sigmas (steps concentrated at low noise, where a back gets thin)")
     parser.add_argument("--lr-schedule", default=None, help="override the quickstart's LR schedule (e.g. constant_with_warmup)")
     parser.add_argument("--checkpoint", action="append", default=[], metavar="VARIANT=PATH",
-                        help="score this checkpoint as VARIANT instead of training it (repeatable)")
+                        help="score this checkpoint as VARIANT instead of training it (repeatable); a label that is "
+                             "not a variant adds a row of its own (e.g. step2000=outputs/phantom_pretrain/step2000.ckpt)")
     parser.add_argument("--save-checkpoints", type=Path, default=None, help="folder for <variant>.ckpt")
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--stem", default="generator_ablation")
@@ -158,7 +165,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     base = dataclasses.replace(
         MODES["quick"], num_points=args.train_points, train_scans=args.train_scans, test_scans=args.test_scans,
-        batch_size=args.batch_size, num_keypoints=args.num_keypoints,
+        batch_size=args.batch_size, num_keypoints=args.num_keypoints, seed=args.phantom_seed,
     )
     evaluation = dataclasses.replace(base, num_points=args.eval_points)
     with timer() as t_data:
@@ -172,10 +179,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         floor_points, test.esl_mm = floor_draws(test, data_dir, evaluation)
     log.info("data: %d test spines at %d points (%.0f s)", len(test.names), args.eval_points, t_data["s"])
 
-    rows = [{"variant": "floor", "change": "second phantom draw", **score_row(floor_points, test)}]
+    rows = [{"variant": "floor", "change": "second phantom draw", **score_row(floor_points, test, args.emd)}]
     true_surface = score_surface(to_mm(test.points, test.center, test.scale))
-    for name in args.variants:
-        change = VARIANTS[name][0]
+    variants = args.variants if args.variants is not None else ([] if checkpoints else list(VARIANTS))
+    names = variants + [label for label in checkpoints if label not in variants]
+    for name in names:
+        change = VARIANTS[name][0] if name in VARIANTS else f"checkpoint {checkpoints[name]}"
         loads = [os.getloadavg()[0]]
         if name in checkpoints:
             module, train_s = PointDiffusion.load_from_checkpoint(checkpoints[name], map_location="cpu").eval(), None
@@ -189,14 +198,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         backs, sample_s = sample_backs(module, test.spine, num_points=args.eval_points, sampler=sampler,
                                        num_inference_steps=steps, sampler_kwargs=sampler_kwargs, seed=0)
         row = {"variant": name, "change": change, "train_s": train_s, "sample_s": sample_s,
-               "load_1min": max(loads), **score_row(backs, test)}
+               "load_1min": max(loads), **score_row(backs, test, args.emd)}
         log.info("%s: %s", name, {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
         rows.append(row)
 
     columns = [
         ("variant", "variant", ""), ("change", "change", ""),
         ("surface_variation", "surface var.", ".4f"), ("depth_extent_mm", "depth 1-99% (mm)", ".0f"),
-        ("1-NNA-CD", "1-NNA-CD %", ".1f"), ("COV-CD", "COV-CD %", ".1f"), ("paired_cd_mm", "paired CD (mm)", ".1f"),
+        ("1-NNA-CD", "1-NNA-CD %", ".1f"), ("COV-CD", "COV-CD %", ".1f"),
+        *([("1-NNA-EMD", "1-NNA-EMD %", ".1f"), ("COV-EMD", "COV-EMD %", ".1f")] if args.emd else []),
+        ("paired_cd_mm", "paired CD (mm)", ".1f"),
         ("lateral_mm", "midline lateral (mm)", ".1f"), ("esl_to_surface_mm", "ESL to surface (mm)", ".1f"),
         ("train_s", "train (s)", ".0f"), ("sample_s", "sample (s)", ".0f"), ("load_1min", "load", ".1f"),
     ]
