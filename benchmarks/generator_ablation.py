@@ -4,7 +4,8 @@
     python benchmarks/generator_ablation.py --variants relative_minsnr --checkpoint relative_minsnr=PATH ...
 
 Every variant starts from ``configs/quickstart.yaml``'s model (the 1.8 M-parameter PVCNN, v-prediction,
-EMA, the configured optimiser) and changes one thing; all train on the same phantom scans for the same
+EMA, the configured optimiser) as it was before this ablation's changes (``ABLATION_BASE`` undoes the ones the
+quickstart has since adopted) and changes one thing; all train on the same phantom scans for the same
 optimiser steps, batch and training point count. Each is scored on held-out phantom spines (a subject-wise
 test split, never trained on) at ``--eval-points`` points, one back per spine, sampled with the
 quickstart's sampler, against the true scans of those spines:
@@ -77,12 +78,21 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
 }
 
 
+#: the baseline's settings where the quickstart has since adopted a variant's change (model, denoiser kwargs)
+ABLATION_BASE: tuple[dict[str, Any], dict[str, Any]] = (
+    {"straighten": False, "sampler_kwargs": {}},
+    {"voxel_normalize": True, "voxel_extent": 1.0, "surface_neighbors": 0, "spine_relative": False},
+)
+
+
 def variant_model_kwargs(name: str, lr_schedule: str | None) -> dict[str, Any]:
-    """PointDiffusion kwargs of one variant: the quickstart's model section with the variant's changes."""
+    """PointDiffusion kwargs of one variant: the quickstart's model section, reset to ``ABLATION_BASE``, with the
+    variant's changes."""
     model = copy.deepcopy(read_train_config(CONFIGS_DIR / "quickstart.yaml")["model"])
+    base, denoiser_base = ABLATION_BASE
     _, overrides, denoiser_overrides = VARIANTS[name]
-    model.update(overrides)
-    model["denoiser_kwargs"] = {**model.get("denoiser_kwargs", {}), **denoiser_overrides}
+    model.update({**base, **overrides})
+    model["denoiser_kwargs"] = {**model.get("denoiser_kwargs", {}), **denoiser_base, **denoiser_overrides}
     if lr_schedule is not None:
         model["lr_schedule"] = lr_schedule
     model.update(BENCHMARK_MODEL_OVERRIDES)

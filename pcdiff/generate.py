@@ -218,7 +218,8 @@ def load_pipeline(checkpoint: str | None, pipeline_dir: str | None, sampler: str
                 raise FileNotFoundError(f"{config_path}: missing (not an exported pipeline folder?)")
             overrides["scheduler"] = build_sampler(sampler, json.loads(config_path.read_text()))
         pipe = SpineToBackPipeline.from_pretrained(pipeline_dir, **overrides)
-        defaults = {"num_inference_steps": 20, "guidance_scale": 1.0, "source": str(pipeline_dir)}
+        defaults = {"num_inference_steps": pipe.config.get("num_inference_steps", 20),
+                    "guidance_scale": pipe.config.get("guidance_scale", 1.0), "source": str(pipeline_dir)}
     pipe.denoiser.eval()
     return pipe, defaults
 

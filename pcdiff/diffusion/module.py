@@ -214,6 +214,8 @@ class PointDiffusion(L.LightningModule):
             normalize=hp.normalize,
             fixed_scale=hp.get("fixed_scale"),
             straighten=hp.get("straighten", False),
+            num_inference_steps=hp.num_inference_steps,
+            guidance_scale=hp.guidance_scale,
         )
 
     def setup(self, stage: str) -> None:

@@ -101,6 +101,9 @@ class SpineToBackPipeline(DiffusionPipeline):
         normalize: the data module's normalisation, one of :data:`pcdiff.geometry.frames.INVERTIBLE_FROM_LINE`.
         fixed_scale: the scale in mm of ``normalize="fixed"``.
         straighten: the model works in the spine-straightened frame; samples are moved back onto the line.
+        num_inference_steps: default sampler steps of ``__call__`` (the setting the model was trained and
+            benchmarked with; an export records it).
+        guidance_scale: default classifier-free guidance weight of ``__call__``.
     """
 
     model_cpu_offload_seq = "denoiser"
@@ -116,8 +119,12 @@ class SpineToBackPipeline(DiffusionPipeline):
         normalize: str = "line",
         fixed_scale: float | None = None,
         straighten: bool = False,
+        num_inference_steps: int = 20,
+        guidance_scale: float = 1.0,
     ) -> None:
         super().__init__()
+        if int(num_inference_steps) < 1:
+            raise ValueError(f"SpineToBackPipeline: num_inference_steps must be >= 1, got {num_inference_steps}")
         check_normalization(normalize, fixed_scale, who="SpineToBackPipeline", from_line_only=True)
         if line not in ("esl", "isl"):
             raise ValueError(f"SpineToBackPipeline: line must be 'esl' or 'isl', got {line!r}")
@@ -130,6 +137,8 @@ class SpineToBackPipeline(DiffusionPipeline):
             normalize=normalize,
             fixed_scale=None if fixed_scale is None else float(fixed_scale),
             straighten=bool(straighten),
+            num_inference_steps=int(num_inference_steps),
+            guidance_scale=float(guidance_scale),
         )
 
     @classmethod
@@ -332,8 +341,8 @@ class SpineToBackPipeline(DiffusionPipeline):
     def __call__(
         self,
         spine: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor],
-        num_inference_steps: int = 20,
-        guidance_scale: float = 1.0,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         num_points: int | None = None,
         output_type: str = "np",
@@ -344,8 +353,8 @@ class SpineToBackPipeline(DiffusionPipeline):
 
         Args:
             spine: (L, 3), (B, L, 3) or a list of (L_i, 3) spinal lines in mm (any direction).
-            num_inference_steps: scheduler steps.
-            guidance_scale: classifier-free guidance weight (1 = conditional only).
+            num_inference_steps: scheduler steps (default: ``config.num_inference_steps``).
+            guidance_scale: classifier-free guidance weight, 1 = conditional only (default: ``config.guidance_scale``).
             generator: a ``torch.Generator`` or a list of B of them, for reproducible samples.
             num_points: points per back (default: the training ``num_points``).
             output_type: ``"np"`` (float32 arrays) or ``"pt"`` (tensors).
@@ -357,6 +366,12 @@ class SpineToBackPipeline(DiffusionPipeline):
         """
         if output_type not in ("np", "pt"):
             raise ValueError(f"output_type must be 'np' or 'pt', got {output_type!r}")
+        if num_inference_steps is None:
+            num_inference_steps = self.config.get("num_inference_steps", 20)
+        if guidance_scale is None:
+            guidance_scale = self.config.get("guidance_scale", 1.0)
+        if int(num_inference_steps) < 1:
+            raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
         keypoints, center, scale = self.prepare_spines(spine)
         if isinstance(generator, list) and len(generator) != len(keypoints):
             raise ValueError(f"got {len(generator)} generators for {len(keypoints)} spinal lines")
