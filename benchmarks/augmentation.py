@@ -27,9 +27,9 @@ the C7..DM frame of surface topography, available for real, phantom and generate
 the target is ``--line`` (default ISL). Outputs: ``benchmarks/results/augmentation[_folds]_<tag>.json``,
 ``.md`` and ``.png``.
 
-    python benchmarks/augmentation.py --quick                     # ~10 min on a CPU, phantoms
-    python benchmarks/augmentation.py --generator outputs/pipeline # diffusion-augmented
-    python benchmarks/augmentation.py --quick --real-dir ../shared/data/pcdare --folds 5
+    python -m benchmarks.augmentation --quick                     # ~10 min on a CPU, phantoms
+    python -m benchmarks.augmentation --generator outputs/pipeline # diffusion-augmented
+    python -m benchmarks.augmentation --quick --real-dir ../shared/data/pcdare --folds 5
 """
 
 from __future__ import annotations
@@ -563,7 +563,7 @@ def main(argv: list[str] | None = None) -> Path:
         study_plot(agg, stem.with_suffix(".png"), f"Estimator ({s.line.upper()}) test error vs real training size; "
                    f"synthetic = {res['synthetic_source']}")
     res["seconds"] = time.time() - t0
-    res["command"] = "python benchmarks/augmentation.py " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+    res["command"] = "python -m benchmarks.augmentation " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
     stem.with_suffix(".json").write_text(json.dumps(res, indent=1, default=float))
     stem.with_suffix(".md").write_text(f"# {stem.name}\n\n`{res['command']}` ({res['seconds'] / 60:.1f} min)\n\n{table}")
     print(table)

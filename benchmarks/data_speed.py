@@ -1,6 +1,6 @@
 """Time and peak memory of the data layer: phantom generation and data-module setup (cold / cached).
 
-    python benchmarks/data_speed.py [--n 200] [--points 4096] [--num-points 2048] [--out benchmarks/results/data_speed.json]
+    python -m benchmarks.data_speed [--n 200] [--points 4096] [--num-points 2048] [--out benchmarks/results/data_speed.json]
 
 Each phase runs in its own fresh Python process (so "cold" really is cold and peak memory is that
 phase's own), after the imports it needs; the import time is reported separately. Peak memory is
@@ -96,7 +96,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="pcdiff-data-speed-") as work:
         for phase in phases:
-            cmd = [sys.executable, __file__, "--phase", phase, "--work", work, "--n", str(args.n),
+            cmd = [sys.executable, "-m", "benchmarks.data_speed", "--phase", phase, "--work", work, "--n", str(args.n),
                    "--points", str(args.points), "--num-points", str(args.num_points)]
             proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
             if proc.returncode != 0:
@@ -104,7 +104,7 @@ def main() -> None:
             results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
             print(json.dumps(results[-1]))
     record = {
-        "command": f"python benchmarks/data_speed.py --n {args.n} --points {args.points} --num-points {args.num_points}",
+        "command": f"python -m benchmarks.data_speed --n {args.n} --points {args.points} --num-points {args.num_points}",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "python": platform.python_version()},
         "note": "each phase in a fresh process; seconds exclude imports (import_seconds); machine shared with "

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-from pathlib import Path
 from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: benchmarks/ holds common.py
-from common import command_line, hardware_info, markdown_table, to_mm, write_results  # noqa: E402
-from fidelity import MODES, collect, make_datamodule  # noqa: E402
+from benchmarks.fidelity import MODES, collect, make_datamodule
+from benchmarks.reporting import command_line, hardware_info, markdown_table, write_results
+from pcdiff.geometry.frames import to_mm
 
 TIMESTEPS = (1, 3, 6, 10, 15, 20, 32, 50, 100)
 

@@ -1,8 +1,8 @@
 """Parameter counts and CPU time of each denoiser, at its default (GPU-sized) configuration or a small
 CPU-sized one (a starting point for a quickstart config).
 
-    OMP_NUM_THREADS=2 python benchmarks/denoisers.py --batch 4 --points 2048 --repeats 3
-    OMP_NUM_THREADS=2 python benchmarks/denoisers.py --size small --batch 8 --points 512
+    OMP_NUM_THREADS=2 python -m benchmarks.denoisers --batch 4 --points 2048 --repeats 3
+    OMP_NUM_THREADS=2 python -m benchmarks.denoisers --size small --batch 8 --points 512
 
 Writes benchmarks/results/denoisers_<size>.json.
 """
@@ -18,14 +18,8 @@ from pathlib import Path
 
 import torch
 
+from pcdiff.diffusion.testing import SMALL_FORWARD_DENOISERS
 from pcdiff.models import DENOISERS, build_denoiser
-
-SMALL = {
-    "pvcnn": dict(width=16, channel_mults=(1, 2), voxel_resolutions=(16, 8), cond_dim=32, num_heads=2),
-    "pointnet2": dict(width=16, channel_mults=(2, 4, 8), num_centres=(128, 32, 8), radii=(0.2, 0.4, 0.8),
-                      num_neighbours=(16, 16, 16), cond_dim=32, num_heads=2),
-    "transformer": dict(width=64, depth=4, num_heads=4, num_patches=64, patch_size=16, point_width=32, cond_dim=32),
-}
 
 
 def main() -> None:
@@ -47,7 +41,7 @@ def main() -> None:
     results = {}
     for name in DENOISERS:
         torch.manual_seed(0)
-        config = SMALL[name] if args.size == "small" else {}
+        config = SMALL_FORWARD_DENOISERS[name] if args.size == "small" else {}
         model = build_denoiser(name, **config).eval()
         with torch.no_grad():
             model(x, t, spine)  # warm-up

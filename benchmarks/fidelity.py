@@ -1,8 +1,8 @@
 """Geometric fidelity of generated backs: denoisers x samplers x guidance, framed by a floor and a baseline.
 
-    python benchmarks/fidelity.py --mode quick                 # this CPU, ~15-20 min on 2 quiet cores
-    python benchmarks/fidelity.py --mode full --device cuda    # the benchmark proper, for a GPU
-    python benchmarks/fidelity.py --mode quick --checkpoint pvcnn=outputs/quickstart/last.ckpt   # evaluate, no training
+    python -m benchmarks.fidelity --mode quick                 # this CPU, ~15-20 min on 2 quiet cores
+    python -m benchmarks.fidelity --mode full --device cuda    # the benchmark proper, for a GPU
+    python -m benchmarks.fidelity --mode quick --checkpoint pvcnn=outputs/quickstart/last.ckpt   # evaluate, no training
 
 Held-out phantom test set: ``BackScanDataModule`` on the default phantom set (``phantom_num_scans`` =
 train + test scans) with a subject-wise test split, so no test subject is ever seen in training. One back
@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,25 +39,12 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: benchmarks/ holds common.py
-from common import (  # noqa: E402
-    RESULTS_DIR,
-    ROOT,
-    command_line,
-    hardware_info,
-    markdown_table,
-    model_settings,
-    nearest_spines,
-    paired_distances,
-    quiet_lightning,
-    sample_backs,
-    spine_scores,
-    summarize,
-    timer,
-    to_mm,
-    train_point_diffusion,
-    write_results,
-)
+from benchmarks.reporting import RESULTS_DIR, ROOT, command_line, hardware_info, markdown_table, timer, write_results
+from benchmarks.retrieval import nearest_spines
+from benchmarks.sampling import sample_backs
+from benchmarks.scoring import paired_distances, spine_scores, summarize
+from benchmarks.training import model_settings, quiet_lightning, train_point_diffusion
+from pcdiff.geometry.frames import to_mm
 
 log = logging.getLogger("fidelity")
 

@@ -27,7 +27,6 @@ import argparse
 import copy
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -35,24 +34,18 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: benchmarks/ holds common.py
-from common import (  # noqa: E402
-    CONFIGS_DIR,
+from benchmarks.fidelity import MODES, collect, floor_draws, make_datamodule
+from benchmarks.reporting import command_line, hardware_info, markdown_table, timer, write_results
+from benchmarks.sampling import sample_backs
+from benchmarks.scoring import paired_distances, spine_scores
+from benchmarks.training import (
     BENCHMARK_MODEL_OVERRIDES,
-    command_line,
-    hardware_info,
-    markdown_table,
-    paired_distances,
+    CONFIGS_DIR,
     quiet_lightning,
     read_train_config,
-    sample_backs,
-    spine_scores,
-    timer,
-    to_mm,
     train_point_diffusion,
-    write_results,
 )
-from fidelity import MODES, collect, floor_draws, make_datamodule  # noqa: E402
+from pcdiff.geometry.frames import to_mm
 
 log = logging.getLogger("generator_ablation")
 

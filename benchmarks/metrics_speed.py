@@ -1,6 +1,6 @@
 """Speed of pcdiff's Chamfer / EMD / set metrics against the plain baselines, on 2048-point back scans.
 
-    OMP_NUM_THREADS=2 python benchmarks/metrics_speed.py [--quick] [--sets 100] [--emd-sets 20]
+    OMP_NUM_THREADS=2 python -m benchmarks.metrics_speed [--quick] [--sets 100] [--emd-sets 20]
         [--emd-large-sets 100] [--old-emd-sets 10]
 
 Writes ``benchmarks/results/metrics_speed.json`` and ``.md``. Clouds are phantom back scans (mm), two
@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -37,8 +36,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: benchmarks/ holds common.py
-from common import machine_was_busy  # noqa: E402
+from benchmarks.reporting import machine_was_busy
 
 from pcdiff.data.phantom import generate_phantom  # noqa: E402
 from pcdiff.metrics import chamfer_distance, emd_auction, emd_exact, generation_metrics, pairwise_nearest_means  # noqa: E402
@@ -124,7 +122,7 @@ def main() -> None:
     if args.quick:
         args.points, args.sets, args.emd_sets, args.emd_large_sets = 256, 8, 4, 6
         args.emd_pairs, args.baseline_pairs = 1, 20
-    command = "OMP_NUM_THREADS=%s python benchmarks/metrics_speed.py" % os.environ.get("OMP_NUM_THREADS", "unset")
+    command = "OMP_NUM_THREADS=%s python -m benchmarks.metrics_speed" % os.environ.get("OMP_NUM_THREADS", "unset")
     command += " --quick" if args.quick else (
         f" --sets {args.sets} --emd-sets {args.emd_sets} --emd-large-sets {args.emd_large_sets}"
         f" --emd-pairs {args.emd_pairs} --sections {args.sections}"

@@ -1,6 +1,6 @@
 """Figure of a few phantoms side by side (straight and scoliotic): ``docs/phantom.png``.
 
-    python benchmarks/phantom_figure.py [--out docs/phantom.png] [--points 6000] [--version v2]
+    python -m benchmarks.phantom_figure [--out docs/phantom.png] [--points 6000] [--version v2]
 
 Top row: the back as the scanner sees it (x-y, coloured by depth z), with the external spinal line
 (ESL, red, on the skin), the internal spinal line (ISL, blue, vertebral bodies) and the landmarks

@@ -1,8 +1,8 @@
 """Conditioning fidelity on real backs (PCdare): does the generator beat copying the nearest training back?
 
-    python benchmarks/real_conditioning.py --mode quick                      # CPU; phantom pre-training + 5 folds
-    python benchmarks/real_conditioning.py --mode quick --init phantom.ckpt  # fine-tune a phantom-trained model
-    python benchmarks/real_conditioning.py --mode full --device cuda --line esl
+    python -m benchmarks.real_conditioning --mode quick                      # CPU; phantom pre-training + 5 folds
+    python -m benchmarks.real_conditioning --mode quick --init phantom.ckpt  # fine-tune a phantom-trained model
+    python -m benchmarks.real_conditioning --mode full --device cuda --line esl
 
 Real subjects are read from ``--src`` (default ``../shared/data/pcdare``, never copied) by
 ``BackScanDataModule(layout="pcdare")``. Subjects are split into ``--folds`` subject-wise folds (5 x 4 for the
@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,25 +39,12 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: benchmarks/ holds common.py
-from common import (  # noqa: E402
-    DEFAULT_PCDARE,
-    RESULTS_DIR,
-    BENCHMARK_MODEL_OVERRIDES,
-    command_line,
-    hardware_info,
-    markdown_table,
-    model_settings,
-    nearest_spines,
-    paired_distances,
-    quiet_lightning,
-    sample_backs,
-    spine_scores,
-    summarize,
-    to_mm,
-    train_point_diffusion,
-    write_results,
-)
+from benchmarks.reporting import DEFAULT_PCDARE, RESULTS_DIR, command_line, hardware_info, markdown_table, write_results
+from benchmarks.retrieval import nearest_spines
+from benchmarks.sampling import sample_backs
+from benchmarks.scoring import paired_distances, spine_scores, summarize
+from benchmarks.training import BENCHMARK_MODEL_OVERRIDES, model_settings, quiet_lightning, train_point_diffusion
+from pcdiff.geometry.frames import to_mm
 
 log = logging.getLogger("real_conditioning")
 

@@ -1,6 +1,6 @@
 """How real is the phantom? Real PCdare backs against phantoms, per phantom version.
 
-    python benchmarks/realism.py [--data ../shared/data/pcdare] [--versions v1 v2] [--repeats 5]
+    python -m benchmarks.realism [--data ../shared/data/pcdare] [--versions v1 v2] [--repeats 5]
 
 For each phantom version, as many phantoms as real backs are generated (``--repeats`` independent sets)
 and compared with the real scans:
@@ -245,7 +245,7 @@ def run(args: argparse.Namespace) -> dict:
     result["settings"] = {"data": str(args.data), "num_points": args.num_points, "repeats": args.repeats,
                           "seed": args.seed, "frame": args.frame, "phantom_spine_prior": spine_prior, "stat_points": STAT_POINTS,
                           "dense_phantom_points": DENSE_PHANTOM_POINTS, "versions": list(args.versions),
-                          "command": "python benchmarks/realism.py " + " ".join(args.argv),
+                          "command": "python -m benchmarks.realism " + " ".join(args.argv),
                           "machine": platform.platform(), "torch_threads": torch.get_num_threads()}
     result["timing_s"] = timing
     return result

@@ -1,7 +1,7 @@
 """Speed and memory of training and sampling, per denoiser, sampler, number of points and batch size.
 
-    OMP_NUM_THREADS=2 python benchmarks/speed.py --quick     # this CPU: small denoisers, fewer sizes
-    python benchmarks/speed.py                                # a GPU: the configs/*.yaml denoisers, fp32 and bf16
+    OMP_NUM_THREADS=2 python -m benchmarks.speed --quick     # this CPU: small denoisers, fewer sizes
+    python -m benchmarks.speed                                # a GPU: the configs/*.yaml denoisers, fp32 and bf16
 
 Sections (all with the real training step: ``PointDiffusion`` in a Lightning ``Trainer``, EMA and AdamW
 included; sampling through ``SpineToBackPipeline``):
@@ -22,7 +22,6 @@ import argparse
 import multiprocessing as mp
 import os
 import resource
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,17 +30,9 @@ import numpy as np
 import torch
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402  (benchmarks/ is not a package)
-    ROOT,
-    SMALL_DENOISER_KWARGS,
-    command_line,
-    hardware_info,
-    machine_was_busy,
-    markdown_table,
-    quiet_lightning,
-    write_results,
-)
+from benchmarks.reporting import ROOT, command_line, hardware_info, machine_was_busy, markdown_table, write_results
+from benchmarks.training import quiet_lightning
+from pcdiff.diffusion.testing import SMALL_DENOISERS
 
 DENOISERS = ("pvcnn", "pointnet2", "transformer")
 #: Dense peak TFLOP/s (no sparsity) by GPU name fragment and precision, from the vendors' data sheets.
@@ -53,7 +44,7 @@ NUM_KEYPOINTS = 32
 def denoiser_kwargs(name: str, quick: bool) -> dict[str, Any]:
     """Small CPU settings (shared with the other benchmarks) or the GPU settings of configs/<name>.yaml."""
     if quick:
-        return dict(SMALL_DENOISER_KWARGS[name])
+        return dict(SMALL_DENOISERS[name])
     return yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())["model"]["denoiser_kwargs"]
 
 

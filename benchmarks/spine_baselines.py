@@ -17,14 +17,13 @@ coronal-tangent Cobb angle (:func:`pcdiff.geometry.cobb.cobb_angle`) of the row'
 where it has no ISL) and the clinical primary Cobb angle (``CobbAngles.csv``, column ``primary_cobbangle``).
 Time: seconds to estimate one back (training means excluded, they take milliseconds).
 
-    python benchmarks/spine_baselines.py [--data ../shared/data/pcdare] [--folds 5]
+    python -m benchmarks.spine_baselines [--data ../shared/data/pcdare] [--folds 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -39,8 +38,7 @@ from pcdiff.estimator.metrics import line_errors
 from pcdiff.geometry.cobb import cobb_angle
 from pcdiff.geometry.polyline import orient_top_down, resample_polyline
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: benchmarks/ holds common.py
-from common import command_line, hardware_info, machine_was_busy, markdown_table, write_results  # noqa: E402
+from benchmarks.reporting import command_line, hardware_info, machine_was_busy, markdown_table, write_results
 
 #: Keypoints of every estimated line (the estimator's default is 32; 64 keeps the geometric line's detail).
 NUM_KEYPOINTS = 64

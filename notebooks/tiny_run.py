@@ -16,9 +16,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from pcdiff.data.datamodule import BackScanDataModule
 from pcdiff.diffusion.module import PointDiffusion
-
-#: A PVCNN small enough to train for a few steps in seconds on one CPU core.
-TINY_DENOISER = dict(width=16, channel_mults=(1, 2), voxel_resolutions=(8, 4), cond_dim=32, num_heads=2, spine_layers=1)
+from pcdiff.diffusion.testing import TINY_DENOISERS
 
 
 @dataclass
@@ -52,7 +50,7 @@ def train_tiny_model(
         cache_dir=str(out_dir / "cache"), augment=False, val_fraction=0.2, test_fraction=0.0, seed=seed,
     )
     model = PointDiffusion(
-        denoiser="pvcnn", denoiser_kwargs=TINY_DENOISER, num_points=num_points, num_inference_steps=5,
+        denoiser="pvcnn", denoiser_kwargs=TINY_DENOISERS["pvcnn"], num_points=num_points, num_inference_steps=5,
         val_num_samples=2, warmup_steps=5, lr=1e-3, ema_decay=None,
     )
     # TensorBoard first: the module logs its sample images to the first logger.

@@ -4,38 +4,35 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-PCDARE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "pcdare"
-sys.path.insert(0, str(BENCHMARKS))
+from benchmarks import fidelity, real_conditioning
+from benchmarks.retrieval import nearest_spines
+from benchmarks.scoring import paired_distances
 
-import common  # noqa: E402
-import fidelity  # noqa: E402
-import real_conditioning  # noqa: E402
+PCDARE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "pcdare"
 
 
 def test_nearest_spines_finds_the_matching_line():
     gen = torch.Generator().manual_seed(0)
     bank = torch.randn(10, 8, 3, generator=gen)
     query = bank[[3, 7, 0]] + 1e-3 * torch.randn(3, 8, 3, generator=gen)
-    idx, dist = common.nearest_spines(query, bank)
+    idx, dist = nearest_spines(query, bank)
     assert idx.tolist() == [3, 7, 0]
     assert (dist < 1e-2).all()
     with pytest.raises(ValueError, match=r"\(Q, K, 3\)"):
-        common.nearest_spines(query[:, :4], bank)
+        nearest_spines(query[:, :4], bank)
 
 
 def test_paired_distances_are_in_mm_and_zero_for_identical_clouds():
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(2, 32, 3, generator=gen)
-    same = common.paired_distances(x, x, torch.tensor([400.0, 500.0]))
+    same = paired_distances(x, x, torch.tensor([400.0, 500.0]))
     assert all(abs(v).max() < 1e-6 for v in same.values())
-    shifted = common.paired_distances(x, x + torch.tensor([0.01, 0.0, 0.0]), torch.tensor([400.0, 500.0]))
+    shifted = paired_distances(x, x + torch.tensor([0.01, 0.0, 0.0]), torch.tensor([400.0, 500.0]))
     # a rigid shift of 0.01 normalised units moves every point by 4 mm / 5 mm: EMD = the shift exactly,
     # Chamfer (nearest neighbours, not squared) at most the shift
     assert shifted["emd_mm"] == pytest.approx([4.0, 5.0], rel=1e-4)

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+from benchmarks import augmentation
+from pcdiff.data.sample import BackScan
+
 PCDARE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "pcdare"
-sys.path.insert(0, str(BENCHMARKS))
-
-import augmentation  # noqa: E402
-
-from pcdiff.data.sample import BackScan  # noqa: E402
 
 
 def _scan(name: str, x_offset: float) -> BackScan:

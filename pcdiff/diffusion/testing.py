@@ -1,7 +1,14 @@
-"""Tiny models and data shared by the diffusion tests and ``benchmarks/speed.py`` (not for training runs).
+"""Denoiser size presets and tiny models/data, shared by the tests, the notebooks and the benchmarks
+(not for training runs proper: those use ``configs/<denoiser>.yaml``).
 
-Everything here is sized to run in seconds on one CPU core: a handful of phantom scans of 128 points,
-8 spine keypoints, small denoisers.
+Presets, smallest first:
+
+* :data:`TINY_DENOISERS`: run in seconds on one CPU core (tests, ``notebooks/tiny_run.py``), with
+  :func:`tiny_module` / :func:`tiny_datamodule` (a handful of phantom scans of 128 points, 8 keypoints).
+* :data:`SMALL_DENOISERS`: CPU-sized for the benchmarks' quick modes (``benchmarks.training``,
+  ``benchmarks.speed --quick``).
+* :data:`SMALL_FORWARD_DENOISERS`: the sizes of ``python -m benchmarks.denoisers --size small``
+  (``benchmarks/results/denoisers_small.json``).
 """
 
 from __future__ import annotations
@@ -18,6 +25,25 @@ TINY_DENOISERS: dict[str, dict[str, Any]] = {
                       cond_dim=32, spine_layers=1, num_heads=2),
     "transformer": dict(width=32, depth=2, num_heads=2, num_patches=16, patch_size=8, point_width=16, cond_dim=32,
                         spine_layers=1),
+}
+#: CPU-sized denoisers for the benchmarks' quick modes (0.3-1 M parameters, 0.2-0.3 s per training step of
+#: 16 x 512 points on one idle core; the quickstart PVCNN, 1.8 M, takes ~0.85 s, too slow for three models and a
+#: sampler grid in ~20 min). Full modes use configs/<denoiser>.yaml.
+SMALL_DENOISERS: dict[str, dict[str, Any]] = {
+    "pvcnn": dict(width=16, channel_mults=(1, 2), voxel_resolutions=(16, 8), num_heads=4, cond_dim=64,
+                  spine_layers=1),
+    "pointnet2": dict(width=32, channel_mults=(2, 4, 8), num_centres=(128, 32, 8), radii=(0.1, 0.2, 0.4),
+                      num_neighbours=(16, 16, 8), num_heads=4, cond_dim=64, spine_layers=1),
+    "transformer": dict(width=128, depth=3, num_heads=4, num_patches=64, patch_size=16, point_width=32,
+                        mlp_ratio=2, cond_dim=64, spine_layers=1),
+}
+#: The denoiser sizes timed by ``benchmarks.denoisers --size small`` (forward / backward time per denoiser);
+#: kept as they are so that table stays reproducible.
+SMALL_FORWARD_DENOISERS: dict[str, dict[str, Any]] = {
+    "pvcnn": dict(width=16, channel_mults=(1, 2), voxel_resolutions=(16, 8), cond_dim=32, num_heads=2),
+    "pointnet2": dict(width=16, channel_mults=(2, 4, 8), num_centres=(128, 32, 8), radii=(0.2, 0.4, 0.8),
+                      num_neighbours=(16, 16, 16), cond_dim=32, num_heads=2),
+    "transformer": dict(width=64, depth=4, num_heads=4, num_patches=64, patch_size=16, point_width=32, cond_dim=32),
 }
 TINY_POINTS = 128
 TINY_KEYPOINTS = 8

@@ -1,0 +1,108 @@
+"""Bookkeeping shared by the benchmarks: where things are, the hardware and command of a run, timing, and
+the one results writer (:func:`write_results`: JSON, plus Markdown when there is a table).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+DEFAULT_PCDARE = ROOT.parent / "shared" / "data" / "pcdare"
+
+
+def hardware_info() -> dict[str, Any]:
+    """Platform, CPU count, torch version, threads and GPU (when present) of this run."""
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    try:
+        info["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # not on every platform
+        pass
+    return info
+
+
+def machine_was_busy(one_minute_loads: Sequence[float], cpu_count: int) -> bool:
+    """Whether other jobs shared the CPU during a run, from the 1-minute load averages recorded at its start
+    and end: this run itself accounts for up to one unit per core, so more than ``cpu_count + 0.5`` means others."""
+    return max(one_minute_loads, default=0.0) > cpu_count + 0.5
+
+
+def command_line() -> str:
+    """The command that started this process, as it could be pasted into a shell."""
+    return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+
+
+@contextmanager
+def timer() -> Iterator[dict[str, float]]:
+    """``with timer() as t: ...`` then ``t["s"]`` holds the wall time in seconds."""
+    out = {"s": float("nan")}
+    start = time.perf_counter()
+    try:
+        yield out
+    finally:
+        out["s"] = time.perf_counter() - start
+
+
+
+def write_results(
+    stem: str, payload: dict[str, Any], markdown: str | None, out_dir: Path = RESULTS_DIR, *, indent: int = 2
+) -> tuple[Path, Path | None]:
+    """Write ``out_dir/stem.json`` and, unless ``markdown`` is None, ``out_dir/stem.md``; returns both paths
+    (None for a Markdown file not written). NumPy and torch numbers and arrays, and paths, are written as JSON values."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    js, md = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
+    js.write_text(json.dumps(payload, indent=indent, default=_json_default) + "\n", encoding="utf-8")
+    if markdown is None:
+        return js, None
+    md.write_text(markdown if markdown.endswith("\n") else markdown + "\n", encoding="utf-8")
+    return js, md
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.floating, np.integer, np.bool_)):
+        return obj.item()
+    if isinstance(obj, (np.ndarray, torch.Tensor)):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:
+    """A Markdown table: ``columns`` are (key, header, format spec); missing or None values print as '-'."""
+    head = "| " + " | ".join(h for _, h, _ in columns) + " |"
+    sep = "|" + "|".join("---" for _ in columns) + "|"
+    lines = [head, sep]
+    for row in rows:
+        cells = []
+        for key, _, spec in columns:
+            value = row.get(key)
+            if value is None or (isinstance(value, float) and not np.isfinite(value)):
+                cells.append("-")
+            else:
+                cells.append(format(value, spec) if spec else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
