@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
 import time
 import warnings
@@ -49,6 +48,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from benchmarks.reporting import RESULTS_DIR, write_results
 from pcdiff.data.datamodule import ARRAY_KEYS, JITTER_MM, TYPICAL_SPINE_MM, BackScanDataset, stack_samples
 from pcdiff.data.io import read_dataset
 from pcdiff.data.phantom import DEFAULT_VERSION, generate_phantom, sample_spine_params, spine_lines
@@ -59,7 +59,6 @@ from pcdiff.estimator.module import SpineEstimator
 from pcdiff.geometry.frames import to_mm
 from pcdiff.geometry.polyline import orient_top_down, resample_polyline
 
-RESULTS = Path(__file__).resolve().parent / "results"
 log = logging.getLogger("augmentation")
 
 #: Network sizes: the quick one trains in seconds on a CPU.
@@ -522,7 +521,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Setti
     p.add_argument("--n-test", type=int, help="held-out test scans (study mode)")
     p.add_argument("--large-cobb", type=float, default=40.0, help="minimum Cobb of the rare-curve synthetic scans")
     p.add_argument("--tag", help="suffix of the results files (default quick/full)")
-    p.add_argument("--out", default=str(RESULTS), help="results folder (default benchmarks/results)")
+    p.add_argument("--out", default=str(RESULTS_DIR), help="results folder (default benchmarks/results)")
     args = p.parse_args(argv)
     if args.quick:
         s = Settings(line=args.line)
@@ -564,8 +563,8 @@ def main(argv: list[str] | None = None) -> Path:
                    f"synthetic = {res['synthetic_source']}")
     res["seconds"] = time.time() - t0
     res["command"] = "python -m benchmarks.augmentation " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
-    stem.with_suffix(".json").write_text(json.dumps(res, indent=1, default=float))
-    stem.with_suffix(".md").write_text(f"# {stem.name}\n\n`{res['command']}` ({res['seconds'] / 60:.1f} min)\n\n{table}")
+    markdown = f"# {stem.name}\n\n`{res['command']}` ({res['seconds'] / 60:.1f} min)\n\n{table}"
+    write_results(stem.name, res, markdown, stem.parent, indent=1)
     print(table)
     print(f"wrote {stem}.json/.md/.png in {res['seconds'] / 60:.1f} min")
     return stem

@@ -111,8 +111,9 @@ def main() -> None:
                 "other jobs, so timings are indicative",
         "results": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=1))
+    from benchmarks.reporting import write_results  # not at the top: the phases time their own imports (torch...)
+
+    write_results(args.out.stem, record, None, args.out.parent, indent=1)
     print(f"wrote {args.out}")
 
 

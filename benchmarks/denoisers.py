@@ -10,7 +10,6 @@ Writes benchmarks/results/denoisers_<size>.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.reporting import RESULTS_DIR, write_results
 from pcdiff.diffusion.testing import SMALL_FORWARD_DENOISERS
 from pcdiff.models import DENOISERS, build_denoiser
 
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    out = args.out or Path(__file__).parent / "results" / f"denoisers_{args.size}.json"
+    out = args.out or RESULTS_DIR / f"denoisers_{args.size}.json"
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch, args.points, 3, generator=g) * 0.6
@@ -65,13 +65,12 @@ def main() -> None:
         r = results[name]
         print(f"{name:12s} {r['parameters'] / 1e6:6.2f} M params  forward {r['forward_s_median']:.2f} s  "
               f"forward+backward {r['forward_backward_s_median']:.2f} s", flush=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
+    write_results(out.stem, {
         "size": args.size, "batch": args.batch, "points": args.points, "keypoints": args.keypoints,
         "threads": torch.get_num_threads(), "load_average_1min": os.getloadavg()[0],
         "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
         "denoisers": results,
-    }, indent=2) + "\n")
+    }, None, out.parent)
 
 
 if __name__ == "__main__":

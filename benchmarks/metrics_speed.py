@@ -25,18 +25,16 @@ Each timed block records ``os.getloadavg()`` before it: several jobs may share t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
-from benchmarks.reporting import machine_was_busy
+from benchmarks.reporting import RESULTS_DIR, machine_was_busy, write_results
 
 from pcdiff.data.phantom import generate_phantom  # noqa: E402
 from pcdiff.metrics import chamfer_distance, emd_auction, emd_exact, generation_metrics, pairwise_nearest_means  # noqa: E402
@@ -45,7 +43,6 @@ from pcdiff.metrics._numba import is_numba_available  # noqa: E402
 from pcdiff.metrics.bounded_search import chamfer_search, emd_search  # noqa: E402
 from pcdiff.metrics.generation import DenseDistances, mmd_cov, one_nn_accuracy  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 ALL = ("mmd", "cov", "1nna")
 
 
@@ -264,8 +261,7 @@ def emd_large(emd: dict, gen: torch.Tensor, ref: torch.Tensor, L: int) -> None:
 def save(res: dict) -> None:
     """Write the JSON so far (an interrupted run keeps its finished sections)."""
     res["cpu_seconds"] = dict(CPU_SECONDS)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{res['stem']}.json").write_text(json.dumps(res, indent=2, default=float))
+    write_results(res["stem"], res, None, RESULTS_DIR)
 
 
 def write(res: dict) -> None:
@@ -342,7 +338,7 @@ def write(res: dict) -> None:
         "",
         "Targets (issue 3): " + "; ".join(targets) + ".",
     ]
-    (RESULTS / f"{res['stem']}.md").write_text("\n".join(lines) + "\n")
+    write_results(res["stem"], res, "\n".join(lines), RESULTS_DIR)
     print("\n".join(lines))
 
 

@@ -18,9 +18,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks.reporting import ROOT  # noqa: E402
 from pcdiff.data.phantom import DEFAULT_VERSION, VERSIONS, SpineParams, generate_phantom  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = [
     SpineParams(length_mm=430.0, cobb_deg=4.0, curve_type="none", apex="T8", convexity="right"),
     SpineParams(length_mm=450.0, cobb_deg=40.0, curve_type="thoracic", apex="T8", convexity="right", rotation_deg=14.0),

@@ -33,15 +33,15 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
+from benchmarks.reporting import DEFAULT_PCDARE, RESULTS_DIR, write_results
 from pcdiff.data.pcdare import isl_depth, read_pcdare
 from pcdiff.data.phantom import VERSIONS, generate_phantom
 from pcdiff.data.sample import BackScan
 from pcdiff.geometry.frames import landmark_frame, line_frame
 from pcdiff.geometry.polyline import arc_length, orient_top_down
 from pcdiff.metrics.chamfer import pairwise_chamfer
+from pcdiff.metrics.generation import DenseDistances, one_nn_accuracy
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "pcdare"
 FRAMES = ("landmarks", "c7_on_esl", "esl")
 SCOLIOTIC = ("thoracic", "thoracolumbar", "lumbar", "double_major")
 STAT_POINTS = 4096  # clouds are resampled to this many points before the density-dependent statistics
@@ -161,23 +161,13 @@ def normalise(scan: BackScan, num_points: int, frame: str, rng: np.random.Genera
     return ((_subsample(scan.points, num_points, rng) - center) / scale).astype(np.float32)
 
 
-def one_nna(dist_aa: np.ndarray, dist_bb: np.ndarray, dist_ab: np.ndarray) -> float:
-    """Leave-one-out 1-nearest-neighbour accuracy (in [0, 1]) of two sets from their distance matrices.
-
-    Args:
-        dist_aa: (A, A), dist_bb: (B, B), dist_ab: (A, B) distances (any monotone measure).
-    """
-    a, b = len(dist_aa), len(dist_bb)
-    full = np.block([[dist_aa, dist_ab], [dist_ab.T, dist_bb]]).astype(np.float64)
-    np.fill_diagonal(full, np.inf)
-    labels = np.r_[np.zeros(a), np.ones(b)]
-    return float((labels[full.argmin(1)] == labels).mean())
-
-
 def nna_between(xs: np.ndarray, ys: np.ndarray) -> float:
-    """1-NNA under squared Chamfer between clouds xs (A, N, 3) and ys (B, N, 3)."""
-    tx, ty = torch.from_numpy(xs), torch.from_numpy(ys)
-    return one_nna(pairwise_chamfer(tx).numpy(), pairwise_chamfer(ty).numpy(), pairwise_chamfer(tx, ty).numpy())
+    """1-NNA (a fraction in [0, 1]) under squared Chamfer between clouds xs (A, N, 3) and ys (B, N, 3):
+    :func:`pcdiff.metrics.generation.one_nn_accuracy` (leave-one-out) on the union xs + ys."""
+    total = len(xs) + len(ys)
+    distances = DenseDistances(pairwise_chamfer(torch.from_numpy(np.concatenate([xs, ys]))))
+    percent = one_nn_accuracy(distances, len(xs), len(ys))["1-NNA"]
+    return round(percent * total / 100) / total  # correct clouds / all clouds, exactly (not a rounded percentage)
 
 
 def summarise(values: list[dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -251,7 +241,8 @@ def run(args: argparse.Namespace) -> dict:
     return result
 
 
-def write_markdown(result: dict, path: Path) -> None:
+def render_markdown(result: dict) -> str:
+    """The Markdown report of a :func:`run` result."""
     versions = list(result["versions"])
     real = result["real"]["stats"]
     frame = result["settings"]["frame"]
@@ -282,7 +273,7 @@ def write_markdown(result: dict, path: Path) -> None:
                           f"{100 * result['versions'][v]['fraction_inside_real_range'][key]:.0f}%" for v in versions)
         lines.append(row + " |")
     lines += ["", "Timing (s): " + ", ".join(f"{k} {v:.0f}" for k, v in result["timing_s"].items()), ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
+    return "\n".join(lines)
 
 
 def plot(result: dict, real_scans_png: Path, args: argparse.Namespace) -> None:
@@ -333,7 +324,7 @@ def plot(result: dict, real_scans_png: Path, args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="PCdare folder (CobbAngles.csv, Upright/)")
+    parser.add_argument("--data", type=Path, default=DEFAULT_PCDARE, help="PCdare folder (CobbAngles.csv, Upright/)")
     parser.add_argument("--versions", nargs="+", choices=VERSIONS, default=list(VERSIONS))
     parser.add_argument("--repeats", type=int, default=5, help="independent phantom sets per version")
     parser.add_argument("--num-points", type=int, default=2048, help="points per cloud for the Chamfer 1-NNA")
@@ -341,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cobb-range", choices=("cohort", "prior"), default="cohort",
                         help="phantom Cobb angles: the real cohort's clinical range (scoliotic curves) or the default prior")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--plot-only", action="store_true", help="redraw realism.png from an existing realism.json")
     args = parser.parse_args(argv)
     args.argv = argv if argv is not None else sys.argv[1:]
@@ -351,9 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         plot(json.loads((args.out / "realism.json").read_text(encoding="utf-8")), args.out / "realism.png", args)
         return 0
     result = run(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "realism.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
-    write_markdown(result, args.out / "realism.md")
+    write_results("realism", result, render_markdown(result), args.out, indent=1)
     plot(result, args.out / "realism.png", args)
     print((args.out / "realism.md").read_text())
     return 0
