@@ -1,23 +1,15 @@
 import pytest
 import torch
 
+from pcdiff.diffusion.testing import TINY_DENOISERS
 from pcdiff.models import DENOISERS, DenoiserOutput, build_denoiser
 
-# Tiny configurations so that every test runs in well under a second on one CPU core.
-TINY = {
-    "pvcnn": dict(width=8, channel_mults=(1, 2), voxel_resolutions=(6, 3), cond_dim=16, num_heads=2,
-                  spine_layers=1, num_frequencies=2),
-    "pointnet2": dict(width=8, channel_mults=(1, 2), num_centres=(16, 5), radii=(0.4, 0.8), num_neighbours=(6, 4),
-                      cond_dim=16, num_heads=2, spine_layers=1, num_frequencies=2),
-    "transformer": dict(width=16, depth=2, num_heads=2, num_patches=9, patch_size=6, point_width=8, cond_dim=16,
-                        spine_layers=1, num_frequencies=2),
-}
-NAMES = sorted(TINY)
+NAMES = sorted(TINY_DENOISERS)
 
 
 def make(name: str, seed: int = 0):
     torch.manual_seed(seed)
-    return build_denoiser(name, **TINY[name]).eval()
+    return build_denoiser(name, **TINY_DENOISERS[name]).eval()
 
 
 def randomize_zero_init(model) -> None:
@@ -43,7 +35,7 @@ def inputs(batch: int = 2, n: int = 37, k: int = 5, seed: int = 1):
 
 
 def test_every_registered_denoiser_is_tested():
-    assert set(TINY) == set(DENOISERS)
+    assert set(TINY_DENOISERS) == set(DENOISERS)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -167,7 +159,7 @@ def test_learns_a_spine_dependent_target(name):
         spine = torch.linspace(-1, 1, 8)[None, :, None] * torch.tensor([0.0, 1.0, 0.0]) + shift
         return x, spine, 0.5 * x + shift
 
-    model = build_denoiser(name, **TINY[name])
+    model = build_denoiser(name, **TINY_DENOISERS[name])
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(250):
         x, spine, y = batch(8, g)

@@ -7,11 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pcdiff.diffusion.module import PointDiffusion
+from pcdiff.diffusion.testing import TINY_DENOISERS
 from pcdiff.models import build_denoiser
 from pcdiff.geometry.frames import line_at_height
 from pcdiff.models.blocks import Conditioning, PointInput
 
-TINY_PVCNN = dict(width=8, channel_mults=(1,), voxel_resolutions=(4,), num_heads=2, cond_dim=16, spine_layers=1)
+TINY_PVCNN = TINY_DENOISERS["pvcnn"]
 
 
 def naive_line_at_height(line: np.ndarray, y: float) -> np.ndarray:
@@ -47,13 +48,7 @@ def test_point_input_offsets_are_zero_on_the_line_and_dropped_without_condition(
     torch.testing.assert_close(dropped[..., :3], on_line)
 
 
-@pytest.mark.parametrize("name,kwargs", [
-    ("pvcnn", TINY_PVCNN),
-    ("pointnet2", dict(width=8, channel_mults=(1,), num_centres=(8,), radii=(0.5,), num_neighbours=(4,),
-                       num_heads=2, cond_dim=16, spine_layers=1)),
-    ("transformer", dict(width=16, depth=1, num_heads=2, num_patches=8, patch_size=4, point_width=8, cond_dim=16,
-                         spine_layers=1)),
-])
+@pytest.mark.parametrize("name,kwargs", sorted(TINY_DENOISERS.items()))
 def test_every_denoiser_reads_the_line_through_its_points(name, kwargs):
     """With spine_relative, moving the line changes the prediction even with cross-attention closed
     (zero-initialised), so the condition reaches the points from the first step."""
@@ -104,13 +99,7 @@ def test_plane_offsets_recover_the_offset_from_a_noisy_plane():
     assert plane_offsets(points[:, :3], 16).abs().max() == 0  # too few neighbours for a plane: no move
 
 
-@pytest.mark.parametrize("name,kwargs", [
-    ("pvcnn", TINY_PVCNN),
-    ("pointnet2", dict(width=8, channel_mults=(1,), num_centres=(8,), radii=(0.5,), num_neighbours=(4,),
-                       num_heads=2, cond_dim=16, spine_layers=1)),
-    ("transformer", dict(width=16, depth=1, num_heads=2, num_patches=8, patch_size=4, point_width=8, cond_dim=16,
-                         spine_layers=1)),
-])
+@pytest.mark.parametrize("name,kwargs", sorted(TINY_DENOISERS.items()))
 def test_surface_skip_starts_closed_and_learns_a_gain(name, kwargs):
     """Every denoiser takes surface_neighbors; the skip's gain starts at zero (same output as without it)
     and gets a gradient, so training can open it."""
