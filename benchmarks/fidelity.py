@@ -39,11 +39,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.reporting import RESULTS_DIR, ROOT, command_line, hardware_info, markdown_table, timer, write_results
+from benchmarks.reporting import RESULTS_DIR, ROOT, command_line, markdown_table, timer, write_results
 from benchmarks.retrieval import nearest_spines
 from benchmarks.sampling import sample_backs
 from benchmarks.scoring import paired_distances, spine_scores, summarize
-from benchmarks.training import model_settings, quiet_lightning, train_point_diffusion
+from benchmarks.training import model_settings, start_run, train_point_diffusion
 from pcdiff.geometry.frames import to_mm
 
 log = logging.getLogger("fidelity")
@@ -252,10 +252,7 @@ def sampler_grid(denoiser: str, s: Settings, p_uncond: float = 0.1) -> list[tupl
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args, s = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    quiet_lightning()
-    started = time.perf_counter()
-    hardware = hardware_info()  # before Lightning touches the thread count
+    started, hardware = start_run()
     checkpoints = dict(spec.split("=", 1) for spec in args.checkpoint)
     missing = [path for path in checkpoints.values() if not Path(path).is_file()]
     if missing:

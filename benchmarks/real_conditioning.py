@@ -39,11 +39,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.reporting import DEFAULT_PCDARE, RESULTS_DIR, command_line, hardware_info, markdown_table, write_results
+from benchmarks.reporting import DEFAULT_PCDARE, RESULTS_DIR, command_line, markdown_table, write_results
 from benchmarks.retrieval import nearest_spines
 from benchmarks.sampling import sample_backs
 from benchmarks.scoring import paired_distances, spine_scores, summarize
-from benchmarks.training import BENCHMARK_MODEL_OVERRIDES, model_settings, quiet_lightning, train_point_diffusion
+from benchmarks.training import BENCHMARK_MODEL_OVERRIDES, model_settings, start_run, train_point_diffusion
 from pcdiff.geometry.frames import to_mm
 
 log = logging.getLogger("real_conditioning")
@@ -148,10 +148,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args, s = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    quiet_lightning()
-    started = time.perf_counter()
-    hardware = hardware_info()  # before Lightning touches the thread count
+    started, hardware = start_run()
     from pcdiff.data.pcdare import read_pcdare
 
     scans = read_pcdare(args.src, skip_invalid=True)

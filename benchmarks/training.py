@@ -5,13 +5,14 @@
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from benchmarks.reporting import ROOT, timer
+from benchmarks.reporting import ROOT, hardware_info, timer
 from pcdiff.diffusion.testing import SMALL_DENOISERS
 
 CONFIGS_DIR = ROOT / "configs"
@@ -72,6 +73,18 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
+def start_run() -> tuple[float, dict[str, Any]]:
+    """Set up a training benchmark's process: timestamped INFO logging, Lightning quiet (:func:`quiet_lightning`).
+
+    Returns:
+        (``time.perf_counter()`` at the start, :func:`benchmarks.reporting.hardware_info` read before
+        Lightning touches the thread count).
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    quiet_lightning()
+    return time.perf_counter(), hardware_info()
 
 
 def train_point_diffusion(
