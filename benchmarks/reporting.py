@@ -49,8 +49,11 @@ def machine_was_busy(one_minute_loads: Sequence[float], cpu_count: int) -> bool:
 
 
 def command_line() -> str:
-    """The command that started this process, as it could be pasted into a shell."""
-    return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+    """The command that started this process, as it could be pasted into a shell (``python -m benchmarks.x ...``
+    for a module run)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    program = ["-m", spec.name.removesuffix(".__main__")] if spec is not None and spec.name else sys.argv[:1]
+    return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *program, *sys.argv[1:]])
 
 
 @contextmanager

@@ -48,3 +48,16 @@ def test_realism_nna_matches_a_naive_leave_one_out(seed: int):
     ys = (rng.normal(size=(b, 48, 3)) + 0.1 * seed).astype(np.float32)
     ys[:1] = xs[:1]  # a tie
     assert nna_between(xs, ys) == _naive_nna(xs, ys)
+
+
+def test_command_line_names_the_module_of_a_module_run(tmp_path: Path):
+    import subprocess
+    import sys
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "run.py").write_text("from benchmarks.reporting import command_line\nprint(command_line())\n")
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-m", "pkg.run", "--mode", "a b"], cwd=tmp_path, capture_output=True,
+                         text=True, env={"PYTHONPATH": str(root), "PATH": ""}, check=True).stdout
+    assert out.split(" ", 1)[1].strip() == "-m pkg.run --mode 'a b'"
