@@ -1,6 +1,6 @@
 """Diagnosis: how precisely does a trained denoiser put points back on the surface, per noise level?
 
-    python benchmarks/denoise_precision.py --checkpoint straight_box=outputs/ablation/straight_box.ckpt \
+    python -m benchmarks.denoise_precision --checkpoint straight_box=outputs/ablation/straight_box.ckpt \
         --checkpoint straight_box_surface=outputs/ablation/straight_box_surface.ckpt
 
 Takes true held-out phantom backs, adds the training noise of timestep t, asks each model for its one-step

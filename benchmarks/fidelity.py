@@ -130,6 +130,22 @@ def make_datamodule(s: Settings, cache_dir: Path | None, augment: bool, data_dir
     )
 
 
+def phantom_modules(train: Settings, evaluation: Settings, cache_dir: Path | None) -> tuple[Path, Any, Any]:
+    """The phantom folder, an augmented training data module on it and an un-augmented one at the evaluation
+    settings (same subjects and split), both set up.
+
+    Returns:
+        (data folder, training module, evaluation module).
+    """
+    data_dir = make_datamodule(train, cache_dir, augment=False).resolve_data_dir()
+    dm = make_datamodule(train, cache_dir, augment=True, data_dir=data_dir)
+    dm.prepare_data()
+    dm.setup("fit")
+    plain = make_datamodule(evaluation, cache_dir, augment=False, data_dir=data_dir)
+    plain.setup("fit")
+    return data_dir, dm, plain
+
+
 def collect(dataset: Any) -> CloudSet:
     """Stack an (un-augmented) ``BackScanDataset`` into a :class:`CloudSet`."""
     items = [dataset[i] for i in range(len(dataset))]
@@ -262,12 +278,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     # ---- data: held-out test spines, un-augmented training scans (retrieval bank), floor draws
     with timer() as t_data:
-        data_dir = make_datamodule(s, args.cache_dir, augment=False).resolve_data_dir()
-        dm = make_datamodule(s, args.cache_dir, augment=True, data_dir=data_dir)
-        dm.prepare_data()
-        dm.setup("fit")
-        plain = make_datamodule(s, args.cache_dir, augment=False, data_dir=data_dir)
-        plain.setup("fit")
+        data_dir, dm, plain = phantom_modules(s, s, args.cache_dir)
         test, bank = collect(plain.dataset("test")), collect(plain.dataset("train"))
         overlap = set(test.names) & set(bank.names)
         if overlap or len(test.names) != s.test_scans:

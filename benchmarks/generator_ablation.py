@@ -1,7 +1,7 @@
 """Generator ablation and scaling: which change gives thinner backs that carry their spine, per CPU-minute.
 
-    python benchmarks/generator_ablation.py --variants baseline relative relative_minsnr --train-steps 600
-    python benchmarks/generator_ablation.py --variants relative_minsnr --checkpoint relative_minsnr=PATH ...
+    python -m benchmarks.generator_ablation --variants baseline relative relative_minsnr --train-steps 600
+    python -m benchmarks.generator_ablation --variants relative_minsnr --checkpoint relative_minsnr=PATH ...
 
 Every variant starts from ``configs/quickstart.yaml``'s model (the 1.8 M-parameter PVCNN, v-prediction,
 EMA, the configured optimiser) as it was before this ablation's changes (``ABLATION_BASE`` undoes the ones the
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.fidelity import MODES, collect, floor_draws, make_datamodule
+from benchmarks.fidelity import MODES, collect, floor_draws, phantom_modules
 from benchmarks.reporting import command_line, hardware_info, markdown_table, timer, write_results
 from benchmarks.sampling import sample_backs
 from benchmarks.scoring import paired_distances, spine_scores
@@ -172,12 +172,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     evaluation = dataclasses.replace(base, num_points=args.eval_points)
     with timer() as t_data:
-        data_dir = make_datamodule(base, args.cache_dir, augment=False).resolve_data_dir()
-        dm = make_datamodule(base, args.cache_dir, augment=True, data_dir=data_dir)
-        dm.prepare_data()
-        dm.setup("fit")
-        plain = make_datamodule(evaluation, args.cache_dir, augment=False, data_dir=data_dir)
-        plain.setup("fit")
+        data_dir, dm, plain = phantom_modules(base, evaluation, args.cache_dir)
         test = collect(plain.dataset("test"))
         floor_points, test.esl_mm = floor_draws(test, data_dir, evaluation)
     log.info("data: %d test spines at %d points (%.0f s)", len(test.names), args.eval_points, t_data["s"])
