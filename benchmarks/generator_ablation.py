@@ -212,8 +212,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     settings = {k: v for k, v in vars(args).items() if k not in ("cache_dir",)}
     settings.update(sampler=sampler, sampler_steps=steps, sampler_kwargs=sampler_kwargs)
     markdown = "\n".join([
-        f"# Generator ablation: {args.train_steps} steps x batch {args.batch_size} x {args.train_points} points, "
-        f"scored at {args.eval_points} points on {len(test.names)} held-out phantoms",
+        (f"# Generator ablation: {args.train_steps} steps x batch {args.batch_size} x {args.train_points} points, "
+         if variants else "# Generator checkpoints "
+         "(each trained elsewhere: the `change` column names the checkpoint; its step count is in the name), ")
+        + f"scored at {args.eval_points} points on {len(test.names)} held-out phantoms (phantom seed {args.phantom_seed})",
         "", "```bash", command_line(), "```", "",
         f"True test scans: surface variation {true_surface['surface_variation']:.4f}, depth extent "
         f"{true_surface['depth_extent_mm']:.0f} mm. Sampler: {sampler} x {steps}{' (Karras sigmas)' if args.karras else ''}. Load at start {load_start:.1f} "

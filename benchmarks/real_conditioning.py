@@ -68,6 +68,7 @@ class Settings:
     denoiser: str = "pvcnn"
     num_keypoints: int = 16
     seed: int = 0
+    karras: bool = False  # sample on Karras sigmas (most steps at low noise)
 
 
 MODES: dict[str, Settings] = {
@@ -193,7 +194,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         q = len(real["names"])
         spines = real["spine"].repeat(s.samples, 1, 1)  # (samples * Q, K, 3): sample j of subject i at j * Q + i
         backs, sample_s = sample_backs(module, spines, num_points=s.num_points, sampler=s.sampler,
-                                       num_inference_steps=s.sampler_steps, seed=1000 * f, device=args.device)
+                                       num_inference_steps=s.sampler_steps, seed=1000 * f, device=args.device,
+                                       sampler_kwargs={"use_karras_sigmas": True} if s.karras else None)
         idx, dist = nearest_spines(real["spine"], bank["spine"])
         retrieved = bank["points"][idx]
         gen_scores = [evaluate(backs[j * q : (j + 1) * q], real, esl_mm) for j in range(s.samples)]
