@@ -1,9 +1,9 @@
 """Draw docs/generated.png: generated backs for a straight spine and a 40 deg thoracic curve, beside phantom
 scans for the same spines (what the model was trained to imitate).
 
-    python -m pcdiff.generate --checkpoint outputs/quickstart/last.ckpt --cobb 0 40 --curve-type thoracic \
-        --num-points 2048 --out outputs/generated --seed 0 --sampler sde-dpm++ --steps 50
-    python docs/generated.py outputs/generated docs/generated.png
+    python -m pcdiff.generate --pipeline pretrained/phantom-pvcnn --cobb 0 40 --curve-type thoracic \
+        --num-points 2048 --out outputs/generated_shipped --seed 0
+    python docs/generated.py outputs/generated_shipped docs/generated.png
 """
 
 from __future__ import annotations
