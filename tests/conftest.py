@@ -73,3 +73,19 @@ def pcdare_dir() -> Path:
     if not (PCDARE_DIR / "CobbAngles.csv").is_file():
         pytest.skip(f"real PCdare data not found at {PCDARE_DIR} (shared data folder absent)")
     return PCDARE_DIR
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory) -> Path:
+    """A tiny PVCNN ``PointDiffusion`` trained 2 steps on tiny phantoms, saved as a Lightning checkpoint
+    (shared by the export, generate and DDP tests)."""
+    import lightning as L
+
+    from pcdiff.diffusion.testing import tiny_datamodule, tiny_module
+
+    tmp = tmp_path_factory.mktemp("ckpt")
+    trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp)
+    trainer.fit(tiny_module("pvcnn"), tiny_datamodule(tmp_path_factory.getbasetemp() / "phantom-cache"))
+    trainer.save_checkpoint(tmp / "tiny.ckpt")
+    return tmp / "tiny.ckpt"

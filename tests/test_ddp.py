@@ -19,13 +19,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
 
 from pcdiff.data.io import read_point_cloud
-from pcdiff.diffusion.testing import TINY_DENOISERS, tiny_datamodule, tiny_module
+from pcdiff.diffusion.testing import TINY_DENOISERS
 from pcdiff.generate import main as generate_main
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
@@ -98,17 +97,6 @@ def test_ddp_on_cpu_trains_and_resumes_from_its_last_checkpoint(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- generation
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A tiny model trained 2 steps (single process), saved as a Lightning checkpoint."""
-    tmp = tmp_path_factory.mktemp("ddp-ckpt")
-    trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp)
-    trainer.fit(tiny_module("pvcnn"), tiny_datamodule(tmp_path_factory.getbasetemp() / "phantom-cache"))
-    trainer.save_checkpoint(tmp / "tiny.ckpt")
-    return tmp / "tiny.ckpt"
-
-
 def _points(out: Path) -> dict[str, np.ndarray]:
     return {d.name: read_point_cloud(d / f"{d.name}_processed.ply")[0] for d in sorted(out.iterdir()) if d.is_dir()}
 

@@ -2,23 +2,10 @@
 
 import json
 
-import lightning as L
 import pytest
 
-from pcdiff.diffusion.testing import tiny_datamodule, tiny_module
 from pcdiff.export import export_pipeline, main
 from pcdiff.pipelines import SpineToBackPipeline
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A tiny model trained 1 step, saved as a Lightning checkpoint."""
-    tmp = tmp_path_factory.mktemp("ckpt")
-    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp)
-    trainer.fit(tiny_module("pvcnn"), tiny_datamodule(tmp_path_factory.getbasetemp() / "phantom-cache"))
-    trainer.save_checkpoint(tmp / "tiny.ckpt")
-    return tmp / "tiny.ckpt"
 
 
 def _scheduler_class(folder):

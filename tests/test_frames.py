@@ -14,21 +14,10 @@ from pcdiff.data.datamodule import BackScanDataModule
 from pcdiff.data.transforms import Normalize, spine_frame
 from pcdiff.diffusion.module import PointDiffusion
 from pcdiff.diffusion.testing import TINY_DENOISERS, TINY_KEYPOINTS, TINY_POINTS, tiny_datamodule, tiny_module
-from pcdiff.geometry.frames import (
-    INVERTIBLE_FROM_LINE,
-    NORMALIZATIONS,
-    Normalization,
-    check_normalization,
-    frame_name,
-    frame_of,
-    from_model,
-    line_frame,
-    straighten,
-    to_mm,
-    to_model,
-    to_normalised,
-    unstraighten,
-)
+from pcdiff.geometry.frames.normalisation import INVERTIBLE_FROM_LINE, NORMALIZATIONS, Normalization
+from pcdiff.geometry.frames.normalisation import check_normalization, frame_name, frame_of, line_frame
+from pcdiff.geometry.frames.normalisation import from_model, to_mm, to_model, to_normalised
+from pcdiff.geometry.frames.straightened import straighten, unstraighten
 from pcdiff.geometry.polyline import resample_polyline
 from pcdiff.pipelines.spine_to_back import SpineToBackPipeline
 

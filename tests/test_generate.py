@@ -2,13 +2,12 @@
 
 import json
 
-import lightning as L
 import numpy as np
 import pytest
 
 from pcdiff.data.io import read_point_cloud
 from pcdiff.data.phantom import SpineParams, spine_lines
-from pcdiff.diffusion.testing import TINY_POINTS, tiny_datamodule, tiny_module
+from pcdiff.diffusion.testing import TINY_POINTS
 from pcdiff.export import main as export_main
 from pcdiff.generate import main as generate_main
 from pcdiff.generate import read_spine_file, scan_seed
@@ -20,17 +19,6 @@ def _read(folder):
     (tests/test_end_to_end.py reads a trained model's output with ``read_subject``)."""
     points, _, _ = read_point_cloud(folder / f"{folder.name}_processed.ply")
     return points, json.loads((folder / f"{folder.name}_processed.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A tiny model trained 2 steps, saved as a Lightning checkpoint."""
-    tmp = tmp_path_factory.mktemp("ckpt")
-    trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp)
-    trainer.fit(tiny_module("pvcnn"), tiny_datamodule(tmp_path_factory.getbasetemp() / "phantom-cache"))
-    trainer.save_checkpoint(tmp / "tiny.ckpt")
-    return tmp / "tiny.ckpt"
 
 
 def _quiet(args):

@@ -31,7 +31,18 @@ class DenoiserOutput(BaseOutput):
 
 
 class SpineDenoiser(ModelMixin, ConfigMixin):
-    """Base class: ``(noisy points, timestep, spine keypoints) -> (B, N, 3)``."""
+    """Base class: ``(noisy points, timestep, spine keypoints) -> (B, N, 3)``.
+
+    Settings every denoiser takes besides its own:
+
+    * ``cond_dim``: width of the spine tokens; ``spine_layers``: self-attention layers in the spine encoder;
+      ``num_null_tokens``: length of the learned null-token sequence (classifier-free guidance);
+      ``num_frequencies``: Fourier frequencies for point coordinates and spine keypoints.
+    * ``spine_relative``: also feed every point its offset from the spine at its own height
+      (:class:`~pcdiff.models.blocks.PointInput`).
+    * ``surface_neighbors``: k of a :class:`~pcdiff.models.blocks.SurfaceSkip` (the local-plane skip connection
+      added to the output); 0 disables it.
+    """
 
     conditioning: SpineConditioning
     #: optional local-plane skip connection added to the body's output (see ``SurfaceSkip``); subclasses set

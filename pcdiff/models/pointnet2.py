@@ -30,14 +30,8 @@ class PointNet2Denoiser(SpineDenoiser):
             = 2, where the spine is ~2 long and 2048 points put ~18 points in the first ball).
         num_neighbours: points grouped per centre, per level.
         num_heads: attention heads (every width must be divisible by it).
-        cond_dim: width of the spine tokens.
-        spine_layers: self-attention layers in the spine encoder.
-        num_null_tokens: length of the learned null-token sequence (classifier-free guidance).
-        num_frequencies: Fourier frequencies for point coordinates and spine keypoints.
-        spine_relative: also feed every point its offset from the spine at its own height
-            (:class:`~pcdiff.models.blocks.PointInput`).
-        surface_neighbors: k of a :class:`~pcdiff.models.blocks.SurfaceSkip` (the local-plane skip connection
-            added to the output); 0 disables it.
+        cond_dim, spine_layers, num_null_tokens, num_frequencies, spine_relative, surface_neighbors: the
+            conditioning settings every denoiser shares (:class:`~pcdiff.models.base.SpineDenoiser`).
     """
 
     @register_to_config

@@ -73,21 +73,15 @@ class PVCNNDenoiser(SpineDenoiser):
         voxel_resolutions: voxel grid resolution per level (same length as ``channel_mults``).
         blocks_per_level: PVConv blocks per level on the way down (the way up has as many).
         num_heads: attention heads (every level's width must be divisible by it).
-        cond_dim: width of the spine tokens.
-        spine_layers: self-attention layers in the spine encoder.
-        num_null_tokens: length of the learned null-token sequence (classifier-free guidance).
-        num_frequencies: Fourier frequencies for point coordinates and spine keypoints.
+        cond_dim, spine_layers, num_null_tokens, num_frequencies, spine_relative, surface_neighbors: the
+            conditioning settings every denoiser shares (:class:`~pcdiff.models.base.SpineDenoiser`).
         voxel_normalize: voxelise each cloud in its own bounding sphere (True, PVCNN) or in the
             fixed box ``[-voxel_extent, voxel_extent]^3`` of model space (False). The sphere follows the
             cloud's farthest point, so it changes with the point count and with every stray point.
         voxel_extent: half-width of that fixed box (model space: normalised frame times the training
             module's ``data_scale``).
-        spine_relative: also feed every point its offset from the spine at its own height
-            (:class:`~pcdiff.models.blocks.PointInput`).
         local_neighbors: k of a :class:`~pcdiff.models.point_layers.LocalSurface` block after the input
             projection and before the output (each point sees its k nearest neighbours); 0 disables it.
-        surface_neighbors: k of a :class:`~pcdiff.models.blocks.SurfaceSkip` (the local-plane skip connection
-            added to the output); 0 disables it.
     """
 
     @register_to_config

@@ -59,14 +59,8 @@ class PointTransformerDenoiser(SpineDenoiser):
         patch_size: nearest points per patch (clipped to the number of points).
         point_width: width of the per-point features before patching and after upsampling.
         mlp_ratio: hidden width of the transformer MLPs, as a multiple of ``width``.
-        cond_dim: width of the spine tokens.
-        spine_layers: self-attention layers in the spine encoder.
-        num_null_tokens: length of the learned null-token sequence (classifier-free guidance).
-        num_frequencies: Fourier frequencies for point / centre coordinates and spine keypoints.
-        spine_relative: also feed every point its offset from the spine at its own height
-            (:class:`~pcdiff.models.blocks.PointInput`).
-        surface_neighbors: k of a :class:`~pcdiff.models.blocks.SurfaceSkip` (the local-plane skip connection
-            added to the output); 0 disables it.
+        cond_dim, spine_layers, num_null_tokens, num_frequencies, spine_relative, surface_neighbors: the
+            conditioning settings every denoiser shares (:class:`~pcdiff.models.base.SpineDenoiser`).
     """
 
     @register_to_config
