@@ -130,3 +130,25 @@ def test_module_refuses_a_mismatched_datamodule(cache, tmp_path):
     module = tiny_module("pvcnn", num_keypoints=TINY_KEYPOINTS + 1)
     with pytest.raises(ValueError, match="num_keypoints"):
         _trainer(tmp_path, 1).fit(module, tiny_datamodule(cache))
+
+
+def test_init_from_refuses_a_missing_or_damaged_file_naming_the_option(tmp_path):
+    from pcdiff.diffusion.module import initial_denoiser_weights
+
+    with pytest.raises(FileNotFoundError, match="model.init_from.*no such checkpoint"):
+        initial_denoiser_weights(tmp_path / "missing.ckpt")
+    bad = tmp_path / "random.ckpt"
+    bad.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ValueError, match="model.init_from.*not a pcdiff checkpoint, or corrupt"):
+        initial_denoiser_weights(bad)
+    with pytest.raises(FileNotFoundError, match="model.init_from.*safetensors"):
+        initial_denoiser_weights(tmp_path)
+
+
+def test_init_from_a_training_checkpoint_loads_its_ema_denoiser(checkpoint):
+    from pcdiff.diffusion.module import initial_denoiser_weights
+
+    weights = initial_denoiser_weights(checkpoint)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    ema = {k[len("ema.module."):]: v for k, v in state.items() if k.startswith("ema.module.")}
+    assert weights.keys() == ema.keys() and all(torch.equal(weights[k], ema[k]) for k in ema)

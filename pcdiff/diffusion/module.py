@@ -57,12 +57,12 @@ def initial_denoiser_weights(path: str | Path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         return load_file(str(weights))
-    if not path.is_file():
-        raise FileNotFoundError(f"model.init_from={str(path)!r}: no such checkpoint or pipeline folder")
+    from pcdiff.utils.checkpoints import read_checkpoint
+
     try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)["state_dict"]
-    except Exception as exc:  # pickle/zip errors say nothing a user can act on
-        raise ValueError(f"model.init_from={str(path)!r}: not a pcdiff training checkpoint, or corrupt ({exc})") from exc
+        state = read_checkpoint(path)["state_dict"]
+    except (FileNotFoundError, ValueError) as exc:  # read_checkpoint's one line, with the option it came from
+        raise type(exc)(f"model.init_from: {exc}") from exc
     for prefix in ("ema.module.", "denoiser."):
         weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         if weights:
