@@ -5,15 +5,21 @@ PCdare's lower lumbar marker 2 when present, else DM, the midpoint of the dimple
 horizontal bands. In each band the lateral position x of the midline is read from the band's depth
 profile z(x) by :func:`pcdiff.metrics.spine.symmetry_midline` (the axis of left-right symmetry) and
 :func:`pcdiff.metrics.spine.furrow_midline` (the deepest point of the high-passed profile near that
-axis), or the two averaged (``method="both"``). The default, ``"symmetry"``, did best on the 20 PCdare
-subjects and on phantoms (lateral RMS 8.9 vs furrow 10.4 and both 8.9 mm on PCdare; 15.7 vs 18.7 and
-16.7 mm on 8 phantoms). A second pass reads the bands again within 130 mm of the first pass's median x
-(drops arms and one-sided crops). The per-band x is then smoothed along y by a
-Savitzky-Golay fit (quadratic over ``smooth_mm`` of height), and each point of the line is dropped onto
-the surface (median z of the scan points within ``surface_radius_mm`` in x-y).
+axis), or the two averaged (``method="both"``). The default, ``"symmetry"``, did best of these three on
+the 20 PCdare subjects and on phantoms (lateral RMS 8.9 vs furrow 10.4 and both 8.9 mm on PCdare; 15.7 vs
+18.7 and 16.7 mm on 8 phantoms). ``method="path"`` instead traces the furrow as one continuous path
+(:mod:`pcdiff.estimator.furrow`): 5.7 mm on PCdare and 6.6 / 9.0 mm on phantoms 0-7 at 16384 / 4096
+points, but on other phantom seeds at 4096 points it is worse than the symmetry axis (mean 11.1 vs 9.7,
+one sparse turned back 114 mm off), so the default stays ``"symmetry"``. For the band-wise methods a
+second pass reads the bands again within 130 mm of the first pass's median x (drops arms and one-sided
+crops). The per-band x is then smoothed along y by a Savitzky-Golay fit (quadratic over ``smooth_mm`` of
+height), and each point of the line is dropped onto the surface (median z of the scan points within
+``surface_radius_mm`` in x-y).
 
-Only the landmarks' *heights* are used: on PCdare the C7 and lumbar markers sit 23-35 mm to +x of the
-drawn line's ends (checked on six of the 20 shared subjects), so anchoring x at them would add that offset.
+Only the landmarks' *heights* are used: on PCdare the C7 and lumbar markers sit to +x of the drawn line's
+ends (all 20 subjects: C7 31.7 +- 6.6 mm, marker 2 27.7 +- 6.3 mm; both markers lie on the surface, the C7
+one on a raised sticker), so anchoring x at them would add that offset. DM, the dimples' midpoint, lies
+3 +- 4 mm from the line's lower end.
 
     >>> from pcdiff.estimator.geometric import geometric_esl, isl_from_esl, mean_isl_offset
     >>> esl = geometric_esl(scan)          # (H, 3) mm, top (C7) -> bottom
@@ -29,6 +35,7 @@ from scipy.signal import savgol_filter
 from scipy.spatial import cKDTree
 
 from pcdiff.data.sample import BackScan
+from pcdiff.estimator.furrow import FurrowParams, furrow_path_x
 from pcdiff.geometry.polyline import orient_top_down, resample_polyline
 from pcdiff.metrics.spine import furrow_midline, symmetry_midline
 
@@ -41,7 +48,7 @@ DEFAULT_HALF_WIDTH_MM = 130.0
 #: Radius (mm, in x-y) of the surface patch whose median z gives the line's depth.
 SURFACE_RADIUS_MM = 6.0
 
-Method = Literal["symmetry", "furrow", "both"]
+Method = Literal["symmetry", "furrow", "both", "path"]
 
 
 def landmark_heights(scan: BackScan) -> tuple[float, float]:
@@ -80,7 +87,7 @@ def midline_x(
             centre = float(np.nanmedian(first))
             points = points[np.abs(points[:, 0] - centre) <= half_width_mm]
     if method not in ("symmetry", "furrow", "both"):
-        raise ValueError(f"geometric ESL: method must be 'symmetry', 'furrow' or 'both', got {method!r}")
+        raise ValueError(f"geometric ESL: method must be 'symmetry', 'furrow', 'both' or (geometric_esl only) 'path', got {method!r}")
     sym = symmetry_midline(points, heights) if method in ("symmetry", "both") else None
     fur = furrow_midline(points, heights) if method in ("furrow", "both") else None
     if sym is None:
@@ -122,15 +129,19 @@ def geometric_esl(
     num_heights: int = DEFAULT_NUM_HEIGHTS,
     smooth_mm: float = DEFAULT_SMOOTH_MM,
     heights: tuple[float, float] | None = None,
+    furrow: FurrowParams | None = None,
 ) -> np.ndarray:
     """Estimate the ESL of a back scan from its surface alone (no network, no ESL label).
 
     Args:
         scan: the back (``points`` (N, 3) mm) with its landmarks (C7, and DM or PCdare's marker 2).
-        method: midline read per band: ``"symmetry"``, ``"furrow"`` or ``"both"`` (see the module docstring).
+        method: midline read per band: ``"symmetry"``, ``"furrow"`` or ``"both"`` (see the module docstring),
+            or ``"path"``: the furrow traced as one continuous path (:func:`pcdiff.estimator.furrow.furrow_path_x`,
+            settings ``furrow``), smoothed over ``smooth_mm``.
         num_heights: bands, evenly spaced in height between the landmarks.
         smooth_mm: smoothing of the per-band x along y, mm of height.
         heights: (top, bottom) y in mm instead of the landmarks' heights.
+        furrow: settings of the ``"path"`` tracer (default :class:`~pcdiff.estimator.furrow.FurrowParams`).
 
     Returns:
         (num_heights, 3) float64 line in mm, top -> bottom, on the surface.
@@ -138,7 +149,10 @@ def geometric_esl(
     top, bottom = landmark_heights(scan) if heights is None else heights
     points = np.asarray(scan.points, dtype=np.float64)
     ys = np.linspace(top, bottom, num_heights)
-    x = smooth_along_height(midline_x(points, ys, method), ys, smooth_mm)
+    if method == "path":
+        x = smooth_along_height(furrow_path_x(points, ys, furrow or FurrowParams()), ys, smooth_mm)
+    else:
+        x = smooth_along_height(midline_x(points, ys, method), ys, smooth_mm)
     z = surface_depth(points, np.stack([x, ys], axis=1))
     return np.stack([x, ys, z], axis=1)
 
