@@ -287,6 +287,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         summary.update({k: v for k, v in out.summary.items() if k not in summary})
         if out.per_sample:
             per_sample[name] = out.per_sample
+        notes += [f"{name}: {note}" for note in out.notes]
     config = {k: v for k, v in vars(args).items()}
     config.update(metric=selected, device=str(device), num_generated=len(generated), num_reference=len(reference or []),
                   points_per_scan=int(gen_pts.shape[1]) or None,

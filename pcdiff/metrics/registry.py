@@ -88,10 +88,12 @@ class EvalInputs:
 
 @dataclass
 class EvalOutput:
-    """Summary values (``name [unit]`` -> float) and optional per-sample values (name -> list)."""
+    """Summary values (``name [unit]`` -> float), optional per-sample values (name -> list) and notes
+    (lines ``python -m pcdiff.eval`` prints above the table and stores under ``"notes"``)."""
 
     summary: dict[str, float]
     per_sample: dict[str, list[Any]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
