@@ -144,6 +144,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", action="append", default=[], metavar="VARIANT=PATH",
                         help="score this checkpoint as VARIANT instead of training it (repeatable); a label that is "
                              "not a variant adds a row of its own (e.g. step2000=outputs/phantom_pretrain/step2000.ckpt)")
+    parser.add_argument("--density-scaled-skip", nargs="*", default=[], metavar="VARIANT",
+                        help="rows (checkpoint labels) whose local-plane skip fits its plane over k scaled with the "
+                             "point count (k x N / --train-points) instead of a fixed k")
     parser.add_argument("--save-checkpoints", type=Path, default=None, help="folder for <variant>.ckpt")
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--stem", default="generator_ablation")
@@ -186,6 +189,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         loads = [os.getloadavg()[0]]
         if name in checkpoints:
             module, train_s = PointDiffusion.load_from_checkpoint(checkpoints[name], map_location="cpu").eval(), None
+            if name in args.density_scaled_skip:
+                skips = [getattr(d, "surface_skip", None) for d in (module.denoiser, module.sampling_denoiser)]
+                if None in skips:
+                    raise SystemExit(f"--density-scaled-skip {name}: the checkpoint has no local-plane skip")
+                for skip in skips:  # the trained weights and their EMA copy, which samples
+                    skip.reference_points = args.train_points
+                change += f" (skip k scaled: {skips[-1].neighbors_at(args.eval_points)} at {args.eval_points} points)"
         else:
             save = None if args.save_checkpoints is None else args.save_checkpoints / f"{name}.ckpt"
             module, train_s = train_point_diffusion(

@@ -1,21 +1,27 @@
 """Conditioning fidelity on real backs (PCdare): does the generator beat copying the nearest training back?
 
-    python -m benchmarks.real_conditioning --mode quick                      # CPU; phantom pre-training + 5 folds
-    python -m benchmarks.real_conditioning --mode quick --init phantom.ckpt  # fine-tune a phantom-trained model
-    python -m benchmarks.real_conditioning --mode full --device cuda --line esl
+    python -m benchmarks.real_conditioning                          # the shipped model, fine-tuned per fold (CPU)
+    python -m benchmarks.real_conditioning --train-steps 0          # the shipped model zero-shot
+    python -m benchmarks.real_conditioning --init none --pretrain-steps 2000   # phantom pre-training here, then folds
+    python -m benchmarks.real_conditioning --init none --pretrain-steps 0      # real data only, from scratch
 
 Real subjects are read from ``--src`` (default ``../shared/data/pcdare``, never copied) by
 ``BackScanDataModule(layout="pcdare")``. Subjects are split into ``--folds`` subject-wise folds (5 x 4 for the
-20 subjects). Per fold, a ``PointDiffusion`` conditioned on the real spinal line (``--line isl`` by default,
-the radiographic internal line; ``esl`` = the line of the spinous processes on the skin) is trained on the
-other folds' subjects, starting from a phantom-trained model (``--init`` checkpoint, or ``--pretrain-steps``
-on the phantom set with the same line; 0 and no ``--init`` = real data only). For each held-out subject,
-``--samples`` backs are generated from its own line and compared with its real back:
+20 subjects). Per fold, a ``PointDiffusion`` conditioned on the real spinal line (``--line esl`` by default, the
+line of the spinous processes on the skin, which the shipped model was trained with; ``isl`` = the radiographic
+internal line) is fine-tuned on the other folds' subjects **through the user's command**: ``python -m pcdiff.train
+<--train-config> --config configs/finetune.yaml --model.init_from <--init> --data.data_dir <--src>
+--data.test_keys [held-out subjects] ...`` (:func:`benchmarks.training.train_with_cli`), starting from ``--init``
+(default: the shipped pipeline folder ``pretrained/phantom-pvcnn``; a training checkpoint works too). With
+``--init none`` the start is ``--pretrain-steps`` of phantom training through the same command (or, with 0,
+nothing: real data only). For each held-out subject, ``--samples`` backs are generated from its own line and
+compared with its real back:
 
 * Chamfer (mm, not squared, mean of both directions) and EMD (mm) in millimetres, and Chamfer in the normalised
   spine frame (squared, summed);
-* lateral deviation (mm) between the generated back's surface midline and the subject's real ESL
-  (:mod:`pcdiff.metrics.spine`);
+* lateral deviation (mm) between the generated back's surface midline and the subject's real ESL, and the mean
+  distance from the real ESL to the back's surface (:mod:`pcdiff.metrics.spine`), beside the 1st-99th percentile
+  depth extent of the backs (a thick cloud lies near any line by chance);
 * 1-NNA (CD and EMD) of the generated backs (first sample per subject) against the held-out real backs, pooled
   over folds.
 
@@ -31,6 +37,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,11 +47,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.reporting import DEFAULT_PCDARE, RESULTS_DIR, command_line, markdown_table, write_results
+from benchmarks.reporting import DEFAULT_PCDARE, RESULTS_DIR, ROOT, command_line, markdown_table, write_results
 from benchmarks.retrieval import nearest_spines
 from benchmarks.sampling import sample_backs
 from benchmarks.scoring import paired_distances, spine_scores, summarize
-from benchmarks.training import BENCHMARK_MODEL_OVERRIDES, model_settings, start_run, train_point_diffusion
+from benchmarks.training import CONFIGS_DIR, read_train_config, start_run, train_with_cli
 from pcdiff.geometry.frames import to_mm
 
 log = logging.getLogger("real_conditioning")
@@ -53,36 +61,37 @@ log = logging.getLogger("real_conditioning")
 class Settings:
     """One configuration; every field is also a command-line option (``--train-steps`` ...)."""
 
-    num_points: int
+    num_points: int  # points per back, generated and real, at evaluation
+    train_points: int  # points per back while training (the shipped model was trained at 1024)
     folds: int
-    train_steps: int  # per fold, on the real training subjects
-    pretrain_steps: int  # on phantoms with the same line, once, before the folds (ignored with --init)
+    train_steps: int  # per fold, on the real training subjects (0: the start model as it is)
+    pretrain_steps: int  # on phantoms with the same line, once, before the folds (only with --init none)
     pretrain_scans: int
     batch_size: int
-    model_source: str  # "quickstart" (configs/quickstart.yaml) or "configs" (configs/<denoiser>.yaml): pre-training settings
-    finetune_lr: float  # peak learning rate on the real subjects (after the phantom start)
+    finetune_lr: float  # learning rate on the real subjects after a phantom start (configs/finetune.yaml: 5e-4)
     finetune_warmup: int
     sampler: str
     sampler_steps: int
     samples: int  # generated backs per held-out subject
-    denoiser: str = "pvcnn"
     num_keypoints: int = 16
     seed: int = 0
-    karras: bool = False  # sample on Karras sigmas (most steps at low noise)
+    karras: bool = True  # sample on Karras sigmas (most steps at low noise), as the shipped pipeline does
 
 
 MODES: dict[str, Settings] = {
-    "quick": Settings(num_points=512, folds=5, train_steps=120, pretrain_steps=800, pretrain_scans=160, batch_size=8,
-                      model_source="quickstart", finetune_lr=5e-4, finetune_warmup=20, sampler="dpm++",
-                      sampler_steps=20, samples=2),
-    "full": Settings(num_points=2048, folds=5, train_steps=2000, pretrain_steps=20000, pretrain_scans=1000,
-                     batch_size=16, model_source="configs", finetune_lr=5e-5, finetune_warmup=100, sampler="dpm++",
-                     sampler_steps=50, samples=4, num_keypoints=32),
+    # the shipped recipe: fine-tune the shipped model 400 steps per fold, sample at 2048 points (~25 min on 2 CPUs)
+    "quick": Settings(num_points=2048, train_points=1024, folds=5, train_steps=400, pretrain_steps=0, pretrain_scans=1000,
+                      batch_size=8, finetune_lr=5e-4, finetune_warmup=50, sampler="sde-dpm++", sampler_steps=50, samples=2),
+    "full": Settings(num_points=2048, train_points=2048, folds=5, train_steps=2000, pretrain_steps=0, pretrain_scans=1000,
+                     batch_size=16, finetune_lr=5e-4, finetune_warmup=100, sampler="sde-dpm++", sampler_steps=50, samples=4),
     # seconds: only for the smoke test
-    "tiny": Settings(num_points=64, folds=2, train_steps=2, pretrain_steps=2, pretrain_scans=8, batch_size=4,
-                     model_source="quickstart", finetune_lr=1e-4, finetune_warmup=1, sampler="dpm++",
-                     sampler_steps=2, samples=1),
+    "tiny": Settings(num_points=64, train_points=64, folds=2, train_steps=2, pretrain_steps=2, pretrain_scans=8, batch_size=4,
+                     finetune_lr=1e-4, finetune_warmup=1, sampler="dpm++", sampler_steps=2, samples=1),
 }
+#: the model the benchmark fine-tunes by default, and the training config it was trained with
+SHIPPED_PIPELINE = ROOT / "pretrained" / "phantom-pvcnn"
+SHIPPED_CONFIG = CONFIGS_DIR / "phantom_pretrain.yaml"
+FINETUNE_CONFIG = CONFIGS_DIR / "finetune.yaml"
 
 
 def subject_folds(names: list[str], k: int, seed: int) -> list[list[str]]:
@@ -93,18 +102,15 @@ def subject_folds(names: list[str], k: int, seed: int) -> list[list[str]]:
     return [sorted(names[i] for i in part) for part in np.array_split(order, k)]
 
 
-def make_datamodule(s: Settings, src: Path | None, line: str, cache_dir: Path | None, augment: bool,
-                    test_keys: list[str] | None = None) -> Any:
-    """PCdare (``src``) or, with ``src=None``, the phantom set of ``pretrain_scans`` scans, in ``line``'s frame."""
+def make_datamodule(s: Settings, src: Path, line: str, cache_dir: Path | None, test_keys: list[str]) -> Any:
+    """The PCdare subjects at ``s.num_points`` points, un-augmented, in ``line``'s frame, ``test_keys`` held out:
+    the real backs the generated ones are scored against, and the retrieval bank."""
     from pcdiff.data.datamodule import BackScanDataModule
 
-    common = dict(num_points=s.num_points, num_keypoints=s.num_keypoints, line=line, normalize="line",
-                  augment=augment, batch_size=s.batch_size, seed=s.seed,
-                  cache_dir=None if cache_dir is None else str(cache_dir))
-    if src is None:
-        return BackScanDataModule(data_dir=None, phantom_num_scans=s.pretrain_scans, phantom_seed=s.seed + 1,
-                                  val_fraction=0.0, test_fraction=0.0, **common)
-    return BackScanDataModule(data_dir=str(src), layout="pcdare", skip_invalid=True, test_keys=test_keys, **common)
+    return BackScanDataModule(data_dir=str(src), layout="pcdare", skip_invalid=True, test_keys=test_keys,
+                              num_points=s.num_points, num_keypoints=s.num_keypoints, line=line, normalize="line",
+                              augment=False, batch_size=s.batch_size, seed=s.seed,
+                              cache_dir=None if cache_dir is None else str(cache_dir))
 
 
 def stack(dataset: Any) -> dict[str, Any]:
@@ -116,9 +122,15 @@ def stack(dataset: Any) -> dict[str, Any]:
 
 
 def evaluate(backs: torch.Tensor, real: dict[str, Any], esl_mm: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """Per-subject distances of candidate backs (S, N, 3, normalised, requested frame) to the real backs."""
+    """Per-subject distances of candidate backs (S, N, 3, normalised, requested frame) to the real backs, the
+    real ESL's distance to their surface, and their 1st-99th percentile depth extent (mm) and surface variation."""
+    from pcdiff.metrics.surface import depth_extent, surface_variation
+
+    backs_mm = to_mm(backs, real["center"], real["scale"])
     out = paired_distances(backs, real["points"], real["scale"], emd=True)
-    out.update(spine_scores(to_mm(backs, real["center"], real["scale"]), esl_mm))
+    out.update(spine_scores(backs_mm, esl_mm))
+    out["depth_extent_mm"] = depth_extent(backs_mm).numpy()
+    out["surface_variation"] = surface_variation(backs_mm).numpy()
     return out
 
 
@@ -126,8 +138,12 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=sorted(MODES), default="quick")
     parser.add_argument("--src", type=Path, default=DEFAULT_PCDARE, help="PCdare folder (CobbAngles.csv, Upright/<id>/...)")
-    parser.add_argument("--line", choices=("isl", "esl"), default="isl", help="conditioning line")
-    parser.add_argument("--init", type=Path, default=None, help="phantom-trained PointDiffusion checkpoint to fine-tune")
+    parser.add_argument("--line", choices=("isl", "esl"), default="esl", help="conditioning line")
+    parser.add_argument("--init", default=str(SHIPPED_PIPELINE),
+                        help="model to fine-tune per fold (a pipeline folder or a training checkpoint, as --model.init_from); "
+                             "'none': --pretrain-steps of phantom training here first, or real data only with 0")
+    parser.add_argument("--train-config", type=Path, default=SHIPPED_CONFIG,
+                        help="the training config of the --init model (its architecture); layered under configs/finetune.yaml")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--out-stem", default="real_conditioning")
@@ -140,17 +156,40 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
     settings = dataclasses.replace(MODES[args.mode], **overrides)
     if not (args.src / "Upright").is_dir():
         parser.error(f"--src {args.src}: not a PCdare folder (expected {args.src / 'Upright'}; see ../shared/data/pcdare/README.md)")
-    if settings.denoiser not in ("pvcnn", "pointnet2", "transformer"):
-        parser.error(f"--denoiser: expected pvcnn, pointnet2 or transformer, got {settings.denoiser!r}")
-    if settings.model_source not in ("quickstart", "configs"):
-        parser.error(f"--model-source must be 'quickstart' or 'configs', got {settings.model_source!r}")
+    if not args.train_config.is_file():
+        parser.error(f"--train-config {args.train_config}: no such file")
+    args.init = None if args.init.lower() == "none" else Path(args.init)
+    if args.init is not None and not args.init.exists():
+        parser.error(f"--init {args.init}: no such checkpoint or pipeline folder ('none' to start without one)")
+    if args.init is None and settings.pretrain_steps == 0 and settings.train_steps == 0:
+        parser.error("--init none with --pretrain-steps 0 and --train-steps 0 leaves an untrained model")
     return args, settings
+
+
+def cli_settings(s: Settings, line: str, cache_dir: Path | None, max_steps: int) -> dict[str, dict[str, Any]]:
+    """The benchmark's own ``pcdiff.train`` settings (model / data / trainer sections), shared by every run."""
+    data = dict(num_points=s.train_points, num_keypoints=s.num_keypoints, line=line, normalize="line", augment=True,
+                batch_size=s.batch_size, seed=s.seed, val_fraction=0.0, test_fraction=0.0)
+    if cache_dir is not None:
+        data["cache_dir"] = str(cache_dir)
+    return {"seed_everything": s.seed, "trainer": {"max_steps": max_steps, "accelerator": "auto"},
+            "model": {"val_num_samples": 0, "log_images": False}, "data": data}
+
+
+def untrained_start(train_config: Path, init: Path, s: Settings, line: str) -> Any:
+    """``--train-steps 0``: the model of ``train_config`` with the weights of ``init``, as ``pcdiff.train`` builds it."""
+    from pcdiff.diffusion.module import PointDiffusion
+
+    model = read_train_config(train_config)["model"]
+    model.update(init_from=str(init), num_points=s.train_points, num_keypoints=s.num_keypoints, line=line, normalize="line")
+    return PointDiffusion(**model).eval()
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args, s = parse_args(argv)
     started, hardware = start_run()
     from pcdiff.data.pcdare import read_pcdare
+    from pcdiff.diffusion.module import PointDiffusion
 
     scans = read_pcdare(args.src, skip_invalid=True)
     if len(scans) < s.folds:
@@ -158,19 +197,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     esl_by_name = {scan.name: scan.esl for scan in scans}
     names = sorted(esl_by_name)
     folds = subject_folds(names, s.folds, s.seed)
-    accel = "gpu" if args.device.startswith("cuda") else "cpu"
-    fresh_kwargs, clip, config = model_settings(s.denoiser, s.model_source)
-    finetune_kwargs = dict(lr=s.finetune_lr, warmup_steps=s.finetune_warmup, **BENCHMARK_MODEL_OVERRIDES)
 
-    # ---- the phantom-trained starting point
+    # ---- the starting point: the given model, or phantom pre-training through the CLI
     init, pretrain_s = args.init, None
+    if args.cache_dir is not None:
+        args.cache_dir.mkdir(parents=True, exist_ok=True)
+    run_root = Path(tempfile.mkdtemp(prefix="real_conditioning_", dir=args.cache_dir))  # the folds' own runs
     if init is None and s.pretrain_steps > 0:
-        from pcdiff.data.datamodule import default_cache_dir
-
-        init = (args.cache_dir or default_cache_dir()) / f"real_conditioning_pretrain_{args.mode}_{args.line}.ckpt"
-        _, pretrain_s = train_point_diffusion(
-            make_datamodule(s, None, args.line, args.cache_dir, augment=True), max_steps=s.pretrain_steps, seed=s.seed,
-            accelerator=accel, gradient_clip_val=clip, save_checkpoint=init, **fresh_kwargs)
+        pretrain = cli_settings(s, args.line, args.cache_dir, s.pretrain_steps)
+        pretrain["data"].update(data_dir=None, phantom_num_scans=s.pretrain_scans, phantom_seed=s.seed + 1)
+        init, pretrain_s = train_with_cli([args.train_config], pretrain, run_root / "pretrain")
         log.info("pre-trained on %d phantoms (%s) for %d steps in %.0f s", s.pretrain_scans, args.line, s.pretrain_steps, pretrain_s)
 
     per_subject: list[dict[str, Any]] = []
@@ -178,19 +214,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     fold_times = []
     plot_items = []
     for f, held_out in enumerate(folds):
-        dm = make_datamodule(s, args.src, args.line, args.cache_dir, augment=True, test_keys=held_out)
-        plain = make_datamodule(s, args.src, args.line, args.cache_dir, augment=False, test_keys=held_out)
+        plain = make_datamodule(s, args.src, args.line, args.cache_dir, held_out)
         plain.setup("fit")
         real, bank = stack(plain.dataset("test")), stack(plain.dataset("train"))
         if set(real["names"]) != set(held_out) or set(real["names"]) & set(bank["names"]):
             raise RuntimeError(f"fold {f}: held-out {real['names']} != {held_out} or overlapping the training subjects")
         esl_mm = [np.asarray(esl_by_name[n], dtype=np.float64) for n in real["names"]]
-        if init is not None:  # fine-tune: the checkpoint's settings, a fine-tuning learning rate
-            module, train_s = train_point_diffusion(dm, max_steps=s.train_steps, seed=s.seed + f, init_checkpoint=init,
-                                                    accelerator=accel, gradient_clip_val=clip, **finetune_kwargs)
-        else:  # real data only, from scratch, with the config's settings
-            module, train_s = train_point_diffusion(dm, max_steps=s.train_steps, seed=s.seed + f, accelerator=accel,
-                                                    gradient_clip_val=clip, **fresh_kwargs)
+        if s.train_steps == 0:  # the start model as it is (zero-shot)
+            module, train_s = untrained_start(args.train_config, init, s, args.line), 0.0
+        else:  # python -m pcdiff.train <config> [--config configs/finetune.yaml] --config <this fold's settings>
+            fold = cli_settings(s, args.line, args.cache_dir, s.train_steps)
+            fold["seed_everything"] = s.seed + f
+            fold["data"].update(data_dir=str(args.src), layout="pcdare", skip_invalid=True, test_keys=list(held_out))
+            configs = [args.train_config]
+            if init is not None:
+                configs.append(FINETUNE_CONFIG)
+                fold["model"].update(init_from=str(init), lr=s.finetune_lr, warmup_steps=s.finetune_warmup)
+            checkpoint, train_s = train_with_cli(configs, fold, run_root / f"fold{f}")
+            module = PointDiffusion.load_from_checkpoint(str(checkpoint), map_location="cpu").eval()
         q = len(real["names"])
         spines = real["spine"].repeat(s.samples, 1, 1)  # (samples * Q, K, 3): sample j of subject i at j * Q + i
         backs, sample_s = sample_backs(module, spines, num_points=s.num_points, sampler=s.sampler,
@@ -200,12 +241,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         retrieved = bank["points"][idx]
         gen_scores = [evaluate(backs[j * q : (j + 1) * q], real, esl_mm) for j in range(s.samples)]
         ret_scores = evaluate(retrieved, real, esl_mm)
+        own_scores = evaluate(real["points"], real, esl_mm)  # the real back itself: the reference for thickness and ESL
         for i, name in enumerate(real["names"]):
             row = {"fold": f, "subject": name, "retrieved": bank["names"][int(idx[i])],
                    "retrieval_line_rms_mm": float(dist[i] * real["scale"][i])}
             for key in gen_scores[0]:
                 row[f"gen_{key}"] = float(np.mean([g[key][i] for g in gen_scores]))
                 row[f"ret_{key}"] = float(ret_scores[key][i])
+                row[f"real_{key}"] = float(own_scores[key][i])
             per_subject.append(row)
         pooled["real"].append(real["points"])
         pooled["generated"].append(backs[:q])
@@ -221,9 +264,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "benchmark": "real_conditioning", "mode": args.mode, "command": command_line(), "hardware": hardware,
         "settings": dataclasses.asdict(s), "line": args.line, "src": str(args.src), "device": args.device,
         "init": None if init is None else str(init), "init_kind": "given" if args.init else ("phantom pre-training" if init else "none"),
-        "pretrain_s": pretrain_s, "model_config": str(config), "model": fresh_kwargs, "gradient_clip_val": clip,
+        "pretrain_s": pretrain_s, "model_config": str(args.train_config),
+        "training": "python -m pcdiff.train (benchmarks.training.train_with_cli)" if s.train_steps else "none (zero-shot)",
         "folds": fold_times, "summary": summary, "subjects": per_subject,
     }
+    shutil.rmtree(run_root, ignore_errors=True)  # fold checkpoints are the benchmark's own temporary files
     payload["total_s"] = time.perf_counter() - started
     payload["figure"] = _plot(args.out_dir / f"{args.out_stem}.png", plot_items).name
     write_results(args.out_stem, payload, render_markdown(payload), args.out_dir)
@@ -243,13 +288,14 @@ def summarize_rows(rows: list[dict[str, Any]], pooled: dict[str, list[torch.Tens
 
     keys = [k[4:] for k in rows[0] if k.startswith("gen_")]
     out: dict[str, Any] = {}
-    for who in ("gen", "ret"):
+    for who in ("gen", "ret", "real"):
         out[who] = {}
         for k in keys:
             values = np.array([r[f"{who}_{k}"] for r in rows])
             ok = np.isfinite(values)  # NaN: the spine metric could not be measured on that back (counted)
             out[who][k] = {**summarize(values[ok]), "unmeasurable": int((~ok).sum())} if ok.any() else {"unmeasurable": len(values)}
-    out["generator_wins"] = {k: int(sum(r[f"gen_{k}"] < r[f"ret_{k}"] for r in rows)) for k in keys}
+    out["generator_wins"] = {k: int(sum(r[f"gen_{k}"] < r[f"ret_{k}"] for r in rows))
+                             for k in keys if k not in ("depth_extent_mm", "surface_variation")}
     out["subjects"] = len(rows)
     for who in ("generated", "retrieval"):
         per_fold = [generation_metrics(c, real, metrics=("1nna",), emd_method="exact")
@@ -278,6 +324,7 @@ def _plot(path: Path, items: list[tuple[dict[str, Any], torch.Tensor, torch.Tens
 COLUMNS = [
     ("what", "", ""), ("chamfer_mm", "CD mm", ".2f"), ("emd_mm", "EMD mm", ".2f"), ("chamfer_sq", "CD (norm., sq.)", ".2e"),
     ("lateral_mm", "lateral dev. to real ESL mm", ".2f"), ("esl_to_surface_mm", "real ESL to surface mm", ".2f"),
+    ("depth_extent_mm", "depth 1-99% mm", ".0f"), ("surface_variation", "surface var.", ".3f"),
     ("unmeasurable", "unmeasurable", "d"),
     ("fold 1-NNA-CD", "1-NNA-CD % (per fold)", ".1f"), ("fold 1-NNA-EMD", "1-NNA-EMD % (per fold)", ".1f"),
     ("pooled 1-NNA-CD", "1-NNA-CD % (pooled)", ".1f"), ("pooled 1-NNA-EMD", "1-NNA-EMD % (pooled)", ".1f"),
@@ -287,10 +334,12 @@ COLUMNS = [
 def render_markdown(p: dict[str, Any]) -> str:
     s, hw, summ = p["settings"], p["hardware"], p["summary"]
     rows = []
-    for who, label, sets in (("gen", "generator", "generated"), ("ret", "retrieval (nearest training line)", "retrieval")):
+    for who, label, sets in (("gen", "generator", "generated"), ("ret", "retrieval (nearest training line)", "retrieval"),
+                             ("real", "real back (reference)", None)):
         row = {"what": label, **{k: v.get("mean") for k, v in summ[who].items()},
                "unmeasurable": summ[who]["lateral_mm"]["unmeasurable"]}
-        row.update({f"fold {k}": v for k, v in summ[f"{sets}_vs_real_fold_mean"].items()})
+        if sets is not None:
+            row.update({f"fold {k}": v for k, v in summ[f"{sets}_vs_real_fold_mean"].items()})
         if sets == "generated":
             row.update({f"pooled {k}": summ["generated_vs_real_pooled"][k] for k in ("1-NNA-CD", "1-NNA-EMD")})
         rows.append(row)
@@ -303,10 +352,12 @@ def render_markdown(p: dict[str, Any]) -> str:
         f"device `{p['device']}`; total wall time {p['total_s'] / 60:.1f} min  ",
         f"Data: {summ['subjects']} PCdare subjects (Kaiser et al., CC BY-NC-SA 4.0), {s['folds']} subject-wise folds, "
         f"{s['num_points']} points per back, {s['num_keypoints']} line keypoints, normalised in the {p['line'].upper()} frame.  ",
-        f"Model: {s['denoiser']} with the settings of {Path(p['model_config']).name}; start: {p['init_kind']}"
+        f"Model: the architecture of {Path(p['model_config']).name}; start: {p['init_kind']}"
+        + (f" `{Path(p['init']).name}`" if p["init_kind"] == "given" else "")
         + (f" ({s['pretrain_steps']} steps x batch {s['batch_size']} on {s['pretrain_scans']} phantoms with the same line, "
            f"{p['pretrain_s']:.0f} s)" if p["pretrain_s"] else "")
-        + f"; per fold {s['train_steps']} steps x batch {s['batch_size']} on the training subjects"
+        + f"; per fold {s['train_steps']} steps x batch {s['batch_size']} x {s['train_points']} points on the training "
+        f"subjects through `python -m pcdiff.train`"
         + (f" (lr {s['finetune_lr']:g})" if p["init"] else "") + " "
         f"(mean {np.mean([f['train_s'] for f in p['folds']]):.0f} s); sampler {s['sampler']} {s['sampler_steps']} steps, "
         f"{s['samples']} backs per subject ({np.mean([f['sample_s_per_back'] for f in p['folds']]):.2f} s per back).",
@@ -321,8 +372,29 @@ def render_markdown(p: dict[str, Any]) -> str:
         f"Generator better than retrieval, per subject: " + ", ".join(f"{k} {v}/{summ['subjects']}" for k, v in wins.items()) + ".",
         "",
         verdict(summ),
+        "",
+        targets(summ),
     ]
     return "\n".join(lines)
+
+
+def targets(summ: dict[str, Any]) -> str:
+    """Issue #12's real-back targets, each with its figure: the real ESL >= 40% closer to the generated surface than
+    to the retrieved one, with the generated depth extent within 25% of the real one's; paired Chamfer no worse than
+    retrieval's; pooled 1-NNA-CD <= 75%."""
+    mean = lambda who, k: summ[who][k].get("mean", float("nan"))  # noqa: E731
+    closer = 1.0 - mean("gen", "esl_to_surface_mm") / mean("ret", "esl_to_surface_mm")
+    depth = mean("gen", "depth_extent_mm") / mean("real", "depth_extent_mm")
+    nna = summ["generated_vs_real_pooled"]["1-NNA-CD"]
+    mark = lambda ok: "met" if ok else "NOT met"  # noqa: E731
+    return "\n".join([
+        "Targets (issue #12):",
+        f"- real ESL closer to the generated surface than to the retrieved one: {100 * closer:.0f}% (>= 40%: "
+        f"{mark(closer >= 0.4)}), generated depth extent {depth:.2f}x the real one's (within 25%: {mark(abs(depth - 1) <= 0.25)});",
+        f"- paired Chamfer {mean('gen', 'chamfer_mm'):.2f} vs retrieval {mean('ret', 'chamfer_mm'):.2f} mm "
+        f"(no worse: {mark(mean('gen', 'chamfer_mm') <= mean('ret', 'chamfer_mm'))});",
+        f"- 1-NNA-CD of generated vs held-out real backs, pooled: {nna:.1f}% (<= 75%: {mark(nna <= 75)}).",
+    ])
 
 
 def verdict(summ: dict[str, Any]) -> str:

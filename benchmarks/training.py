@@ -146,3 +146,59 @@ def train_point_diffusion(
         trainer.save_checkpoint(save_checkpoint)
     return module.cpu().eval(), t["s"]
 
+
+
+def train_with_cli(configs: list[Path], settings: dict[str, Any], run_dir: Path) -> tuple[Path, float]:
+    """Train through the user's own command, ``python -m pcdiff.train CONFIG [--config MORE ...]``, in a subprocess.
+
+    The benchmark's own settings (``settings``: ``{"model": {...}, "data": {...}, "trainer": {...}}``, dotted
+    keys as in a YAML config) are written to ``run_dir/run.yaml`` and layered last; the run writes no logger
+    files, no progress bar and only ``run_dir/last.ckpt`` (it replaces the configs' checkpoint callbacks, so
+    a user's ``outputs/`` are never touched). Fine-tuning is ``settings["model"]["init_from"]``, exactly as a
+    user's ``--model.init_from``.
+
+    Args:
+        configs: training YAML configs, first = the base (e.g. configs/phantom_pretrain.yaml, configs/finetune.yaml).
+        settings: sections to override (and top-level keys such as ``seed_everything``).
+        run_dir: a new or empty folder for the run (raises if it already holds a ``last.ckpt``).
+
+    Returns:
+        (path of the final checkpoint, wall seconds of the whole command, start-up included).
+
+    Raises:
+        RuntimeError: with the tail of the run's log when the command fails.
+    """
+    import subprocess
+    import sys
+
+    import yaml
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    last = run_dir / "last.ckpt"
+    if last.exists():
+        raise FileExistsError(f"{last}: a previous run's checkpoint; give train_with_cli a new folder")
+    own = {k: dict(v) if isinstance(v, dict) else v for k, v in settings.items()}  # top-level keys: seed_everything
+    max_steps = own.get("trainer", {}).get("max_steps")
+    if not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"train_with_cli: settings['trainer']['max_steps'] must be a positive int, got {max_steps!r}")
+    own["trainer"].update(
+        default_root_dir=str(run_dir), logger=False, enable_progress_bar=False, enable_model_summary=False,
+        callbacks=[{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                    "init_args": {"dirpath": str(run_dir), "save_top_k": 0, "save_last": True, "filename": "step{step}",
+                                  "every_n_train_steps": max_steps}}],
+    )
+    run_config = run_dir / "run.yaml"
+    run_config.write_text(yaml.safe_dump(own, sort_keys=False))
+    command = [sys.executable, "-m", "pcdiff.train", str(configs[0])]
+    for extra in [*configs[1:], run_config]:
+        command += ["--config", str(extra)]
+    log_path = run_dir / "train.log"
+    started = time.perf_counter()
+    with open(log_path, "w") as log_file:
+        done = subprocess.run(command, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0 or not last.is_file():
+        tail = "\n".join(log_path.read_text().splitlines()[-20:])
+        raise RuntimeError(f"{' '.join(command)} failed (exit {done.returncode}; log {log_path}):\n{tail}")
+    return last, elapsed

@@ -111,3 +111,18 @@ def test_surface_skip_starts_closed_and_learns_a_gain(name, kwargs):
     torch.testing.assert_close(skipped(x, t, spine).sample, plain(x, t, spine).sample)
     skipped(x, t, spine).sample.square().sum().backward()
     assert skipped.surface_skip.gate[-1].weight.grad.abs().sum() > 0
+
+
+def test_surface_skip_scales_k_with_the_point_count_when_given_a_reference():
+    """reference_points: k grows with N (the same patch of back at any density); without it k stays fixed."""
+    from pcdiff.models.blocks import SurfaceSkip, plane_offsets
+
+    fixed, scaled = SurfaceSkip(8, 16), SurfaceSkip(8, 16, reference_points=1024)
+    assert [fixed.neighbors_at(n) for n in (512, 1024, 4096)] == [16, 16, 16]
+    assert [scaled.neighbors_at(n) for n in (64, 512, 1024, 4096)] == [3, 8, 16, 64]
+    with torch.no_grad():  # open the gate to 1 so the output is the plane offset itself
+        scaled.gate[-1].bias.fill_(1.0)
+    points, temb = torch.randn(1, 2048, 3), torch.randn(1, 8)
+    torch.testing.assert_close(scaled(points, temb), plane_offsets(points, 32))
+    with pytest.raises(ValueError, match="reference_points"):
+        SurfaceSkip(8, 16, reference_points=0)

@@ -41,7 +41,9 @@ class SpineDenoiser(ModelMixin, ConfigMixin):
     * ``spine_relative``: also feed every point its offset from the spine at its own height
       (:class:`~pcdiff.models.blocks.PointInput`).
     * ``surface_neighbors``: k of a :class:`~pcdiff.models.blocks.SurfaceSkip` (the local-plane skip connection
-      added to the output); 0 disables it.
+      added to the output); 0 disables it. ``surface_reference_points``: None keeps k fixed at any point count;
+      the point count trained at (e.g. 1024) makes k grow with N, so the plane is fitted over the same patch of
+      back at any density (measured: at 4096 points, surface variation 0.108 -> 0.028 for the shipped model).
     """
 
     conditioning: SpineConditioning

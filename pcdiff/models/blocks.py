@@ -367,18 +367,31 @@ class SurfaceSkip(nn.Module):
 
     Args:
         temb_dim: width of the timestep embedding.
-        num_neighbors: k of the plane fit.
+        num_neighbors: k of the plane fit (at ``reference_points`` points, when that is given).
+        reference_points: None -> k is ``num_neighbors`` at any point count. An int N_ref -> k scales with the
+            cloud's N as ``round(num_neighbors * N / N_ref)`` (at least 3), so the plane is fitted over the same
+            patch of back, in mm², whatever the density: the learned gain then means the same thing at the
+            trained and at other point counts.
     """
 
-    def __init__(self, temb_dim: int, num_neighbors: int) -> None:
+    def __init__(self, temb_dim: int, num_neighbors: int, reference_points: int | None = None) -> None:
         super().__init__()
         if num_neighbors < 3:
             raise ValueError(f"SurfaceSkip: num_neighbors must be >= 3, got {num_neighbors}")
+        if reference_points is not None and reference_points < 1:
+            raise ValueError(f"SurfaceSkip: reference_points must be >= 1 or None, got {reference_points}")
         self.num_neighbors = num_neighbors
+        self.reference_points = reference_points
         self.gate = nn.Sequential(nn.SiLU(), nn.Linear(temb_dim, temb_dim), nn.SiLU(), nn.Linear(temb_dim, 1))
         nn.init.zeros_(self.gate[-1].weight)
         nn.init.zeros_(self.gate[-1].bias)
 
     def forward(self, sample: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
         """Args: sample: (B, N, 3) noisy points; temb: (B, temb_dim). Returns (B, N, 3)."""
-        return self.gate(temb)[:, None, :] * plane_offsets(sample, self.num_neighbors)
+        return self.gate(temb)[:, None, :] * plane_offsets(sample, self.neighbors_at(sample.shape[1]))
+
+    def neighbors_at(self, num_points: int) -> int:
+        """k of the plane fit for a cloud of ``num_points`` points (see ``reference_points``)."""
+        if self.reference_points is None:
+            return self.num_neighbors
+        return max(3, round(self.num_neighbors * num_points / self.reference_points))

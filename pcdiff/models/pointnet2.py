@@ -30,7 +30,7 @@ class PointNet2Denoiser(SpineDenoiser):
             = 2, where the spine is ~2 long and 2048 points put ~18 points in the first ball).
         num_neighbours: points grouped per centre, per level.
         num_heads: attention heads (every width must be divisible by it).
-        cond_dim, spine_layers, num_null_tokens, num_frequencies, spine_relative, surface_neighbors: the
+        cond_dim, spine_layers, num_null_tokens, num_frequencies, spine_relative, surface_neighbors, surface_reference_points: the
             conditioning settings every denoiser shares (:class:`~pcdiff.models.base.SpineDenoiser`).
     """
 
@@ -49,6 +49,7 @@ class PointNet2Denoiser(SpineDenoiser):
         num_frequencies: int = 6,
         spine_relative: bool = False,
         surface_neighbors: int = 0,
+        surface_reference_points: int | None = None,
     ) -> None:
         super().__init__()
         lengths = {len(channel_mults), len(num_centres), len(radii), len(num_neighbours)}
@@ -76,7 +77,7 @@ class PointNet2Denoiser(SpineDenoiser):
             FeaturePropagation(dims[i + 1], dims[i], dims[i], time_dim) for i in range(len(channel_mults))
         )
         self.up_cross = nn.ModuleList(AttentionBlock(d, num_heads, cond_dim) for d in dims[:-1])
-        self.surface_skip = SurfaceSkip(time_dim, surface_neighbors) if surface_neighbors else None
+        self.surface_skip = SurfaceSkip(time_dim, surface_neighbors, surface_reference_points) if surface_neighbors else None
         self.output = nn.Sequential(nn.LayerNorm(width), nn.SiLU(), nn.Linear(width, 3))
 
     def denoise(self, sample: torch.Tensor, cond: Conditioning) -> torch.Tensor:

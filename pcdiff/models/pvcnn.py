@@ -73,7 +73,7 @@ class PVCNNDenoiser(SpineDenoiser):
         voxel_resolutions: voxel grid resolution per level (same length as ``channel_mults``).
         blocks_per_level: PVConv blocks per level on the way down (the way up has as many).
         num_heads: attention heads (every level's width must be divisible by it).
-        cond_dim, spine_layers, num_null_tokens, num_frequencies, spine_relative, surface_neighbors: the
+        cond_dim, spine_layers, num_null_tokens, num_frequencies, spine_relative, surface_neighbors, surface_reference_points: the
             conditioning settings every denoiser shares (:class:`~pcdiff.models.base.SpineDenoiser`).
         voxel_normalize: voxelise each cloud in its own bounding sphere (True, PVCNN) or in the
             fixed box ``[-voxel_extent, voxel_extent]^3`` of model space (False). The sphere follows the
@@ -101,6 +101,7 @@ class PVCNNDenoiser(SpineDenoiser):
         spine_relative: bool = False,
         local_neighbors: int = 0,
         surface_neighbors: int = 0,
+        surface_reference_points: int | None = None,
     ) -> None:
         super().__init__()
         if len(channel_mults) != len(voxel_resolutions) or not channel_mults:
@@ -144,7 +145,7 @@ class PVCNNDenoiser(SpineDenoiser):
                 current = widths[level]
         self.local_in = LocalSurface(width, local_neighbors, time_dim) if local_neighbors else None
         self.local_out = LocalSurface(width, local_neighbors, time_dim) if local_neighbors else None
-        self.surface_skip = SurfaceSkip(time_dim, surface_neighbors) if surface_neighbors else None
+        self.surface_skip = SurfaceSkip(time_dim, surface_neighbors, surface_reference_points) if surface_neighbors else None
         self.output = nn.Sequential(nn.LayerNorm(width), nn.SiLU(), nn.Linear(width, 3))
 
     def denoise(self, sample: torch.Tensor, cond: Conditioning) -> torch.Tensor:

@@ -59,7 +59,7 @@ class PointTransformerDenoiser(SpineDenoiser):
         patch_size: nearest points per patch (clipped to the number of points).
         point_width: width of the per-point features before patching and after upsampling.
         mlp_ratio: hidden width of the transformer MLPs, as a multiple of ``width``.
-        cond_dim, spine_layers, num_null_tokens, num_frequencies, spine_relative, surface_neighbors: the
+        cond_dim, spine_layers, num_null_tokens, num_frequencies, spine_relative, surface_neighbors, surface_reference_points: the
             conditioning settings every denoiser shares (:class:`~pcdiff.models.base.SpineDenoiser`).
     """
 
@@ -79,6 +79,7 @@ class PointTransformerDenoiser(SpineDenoiser):
         num_frequencies: int = 6,
         spine_relative: bool = False,
         surface_neighbors: int = 0,
+        surface_reference_points: int | None = None,
     ) -> None:
         super().__init__()
         if depth < 1:
@@ -97,7 +98,7 @@ class PointTransformerDenoiser(SpineDenoiser):
         self.norm = nn.LayerNorm(width)
         self.upsample = FeaturePropagation(width, point_width, point_width, time_dim)
         self.point_cross = AttentionBlock(point_width, num_heads, cond_dim)
-        self.surface_skip = SurfaceSkip(time_dim, surface_neighbors) if surface_neighbors else None
+        self.surface_skip = SurfaceSkip(time_dim, surface_neighbors, surface_reference_points) if surface_neighbors else None
         self.output = nn.Sequential(nn.LayerNorm(point_width), nn.SiLU(), nn.Linear(point_width, 3))
 
     def denoise(self, sample: torch.Tensor, cond: Conditioning) -> torch.Tensor:
