@@ -27,7 +27,7 @@ TINY_DENOISERS: dict[str, dict[str, Any]] = {
                         spine_layers=1),
 }
 #: CPU-sized denoisers for the benchmarks' quick modes (0.3-1 M parameters, 0.2-0.3 s per training step of
-#: 16 x 512 points on one idle core; the quickstart PVCNN, 1.8 M, takes ~0.85 s, too slow for three models and a
+#: 16 x 512 points on one idle core; the quickstart PVCNN takes ~0.85 s, too slow for three models and a
 #: sampler grid in ~20 min). Full modes use configs/<denoiser>.yaml.
 SMALL_DENOISERS: dict[str, dict[str, Any]] = {
     "pvcnn": dict(width=16, channel_mults=(1, 2), voxel_resolutions=(16, 8), num_heads=4, cond_dim=64,
