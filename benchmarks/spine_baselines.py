@@ -134,15 +134,30 @@ def _timed(fn, *args, **kwargs) -> tuple[Any, float]:
     return value, time.perf_counter() - start
 
 
+def furrow_lines(scans: list[BackScan]) -> tuple[dict[str, list[tuple[np.ndarray, float]]], np.ndarray]:
+    """Every setting of :data:`FURROW_GRID` on every back (no label used) and the ESL errors for the in-fold choice.
+
+    Returns:
+        name -> one (furrow-path ESL (K, 3) mm, seconds) per setting, and (S, C) ESL lateral RMS (mm) of each
+        setting on each back (against its true ESL; give :func:`select_setting` the training rows only).
+    """
+    furrow = {scan.name: [_timed(geometric_esl, scan, method="path", furrow=p) for p in FURROW_GRID] for scan in scans}
+    errors = np.array([[line_errors(line, _resampled(scan.esl))[0]["lateral_rms_mm"] for line, _ in furrow[scan.name]]
+                       for scan in scans])  # (S, C)
+    return furrow, errors
+
+
+def trunk_widths(scans: list[BackScan]) -> dict[str, float]:
+    """name -> trunk width (mm, :func:`~pcdiff.estimator.isl_offset.trunk_width_mm`) between the landmarks' heights."""
+    return {scan.name: trunk_width_mm(scan.points, *landmark_heights(scan)) for scan in scans}
+
+
 def evaluate(scans: list[BackScan], folds: int) -> list[dict[str, Any]]:
     """One dict per (row, subject): errors in mm / degrees and seconds per back."""
     fold_of = fold_split(len(scans), folds)
     geometric = {scan.name: _timed(geometric_esl, scan) for scan in scans}
-    # every furrow setting on every back (no label used), then its ESL lateral RMS for the in-fold choice
-    furrow = {scan.name: [_timed(geometric_esl, scan, method="path", furrow=p) for p in FURROW_GRID] for scan in scans}
-    furrow_err = np.array([[line_errors(line, _resampled(scan.esl))[0]["lateral_rms_mm"] for line, _ in furrow[scan.name]]
-                           for scan in scans])  # (S, C)
-    widths = {scan.name: trunk_width_mm(scan.points, *landmark_heights(scan)) for scan in scans}
+    furrow, furrow_err = furrow_lines(scans)
+    widths = trunk_widths(scans)
     out = []
     for f in range(folds):
         train = [s for s, g in zip(scans, fold_of) if g != f]

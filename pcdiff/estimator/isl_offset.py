@@ -103,8 +103,75 @@ class IslOffsetModel:
         return isl
 
 
+@dataclass(frozen=True)
+class OffsetExample:
+    """One training back's share of :func:`fit_isl_offset`: its lines at K keypoints and its surface features.
+
+    Attributes:
+        esl, isl: (K, 3) mm true lines, top -> bottom at equal arc length.
+        asymmetry: (K,) mm :func:`surface_asymmetry` of the back beside ``esl``.
+        width_mm: the trunk's width (:func:`trunk_width_mm`).
+    """
+
+    esl: np.ndarray
+    isl: np.ndarray
+    asymmetry: np.ndarray
+    width_mm: float
+
+
+def offset_example(esl: np.ndarray, isl: np.ndarray, points: np.ndarray, width_mm: float, num_keypoints: int = 64) -> OffsetExample:
+    """:class:`OffsetExample` of one back: ``esl`` (L, 3) and ``isl`` (M, 3) mm in either direction, the scan
+    ``points`` (N, 3) mm, the trunk width (mm). The surface is read once here, so a back can join many fits."""
+    e = resample_polyline(orient_top_down(np.asarray(esl, np.float64)), num_keypoints).astype(np.float64)
+    i = resample_polyline(orient_top_down(np.asarray(isl, np.float64)), num_keypoints).astype(np.float64)
+    return OffsetExample(esl=e, isl=i, asymmetry=surface_asymmetry(points, e), width_mm=float(width_mm))
+
+
+def fit_isl_offset_examples(examples: list[OffsetExample], weights: np.ndarray | list[float] | None = None) -> IslOffsetModel:
+    """Fit :class:`IslOffsetModel` on prepared backs (:func:`offset_example`), optionally weighted.
+
+    ``weights`` (n,) >= 0, one per back (None: all equal): the mean offset is their weighted mean, the depth
+    regression and the lateral gain weighted least squares, so a back of weight 2 counts as two copies of it.
+
+    Raises:
+        ValueError: fewer than 2 backs, examples of different K, or weights of the wrong length, negative,
+            or with fewer than 2 positive.
+    """
+    n = len(examples)
+    if n < 2:
+        raise ValueError(f"fit_isl_offset: expected >= 2 subjects, got {n}")
+    if len({len(x.esl) for x in examples} | {len(x.isl) for x in examples}) != 1:
+        raise ValueError("fit_isl_offset: every example must have the same number of keypoints")
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (n,) or (w < 0).any() or (w > 0).sum() < 2:
+        raise ValueError(f"fit_isl_offset: expected {n} weights >= 0, at least 2 of them positive, got {w.shape} {w[:5]}")
+    w = w / w.sum()
+    e = np.stack([x.esl for x in examples])
+    i = np.stack([x.isl for x in examples])
+    offset = np.tensordot(w, i - e, axes=1)
+    depth = (i[:, :, 2] - e[:, :, 2]).mean(axis=1)  # (n,) mean depth offset per subject
+    widths = np.array([x.width_mm for x in examples], dtype=np.float64)
+    depth_mean = float(w @ depth)
+    if w @ (widths - w @ widths) ** 2 > 0:
+        design = np.stack([np.ones(n), widths], axis=1) * np.sqrt(w)[:, None]
+        intercept, slope = np.linalg.lstsq(design, depth * np.sqrt(w), rcond=None)[0]
+    else:
+        intercept, slope = depth_mean, 0.0
+    asym = np.stack([x.asymmetry for x in examples])  # (n, K)
+    feature = asym - asym.mean(axis=1, keepdims=True)
+    target = i[:, :, 0] - e[:, :, 0] - offset[:, 0]
+    ff = float(w @ (feature * feature).sum(axis=1))
+    gain = float(w @ (feature * target).sum(axis=1)) / ff if ff > 0 else 0.0
+    return IslOffsetModel(offset=offset, depth_coef=(float(intercept), float(slope)), depth_mean=depth_mean, lateral_gain=gain)
+
+
 def fit_isl_offset(
-    esls: list[np.ndarray], isls: list[np.ndarray], points: list[np.ndarray], widths_mm: list[float], num_keypoints: int = 64
+    esls: list[np.ndarray],
+    isls: list[np.ndarray],
+    points: list[np.ndarray],
+    widths_mm: list[float],
+    num_keypoints: int = 64,
+    weights: np.ndarray | list[float] | None = None,
 ) -> IslOffsetModel:
     """Fit :class:`IslOffsetModel` on training subjects (least squares, 3 numbers beyond the mean offset).
 
@@ -113,6 +180,7 @@ def fit_isl_offset(
         points: per subject the scan (N_i, 3) mm.
         widths_mm: per subject the trunk width (mm, :func:`trunk_width_mm`).
         num_keypoints: K, keypoints of the lines and of the model.
+        weights: optional (n,) weight of each subject (:func:`fit_isl_offset_examples`).
 
     Raises:
         ValueError: fewer than 2 subjects or lists of different lengths.
@@ -123,15 +191,5 @@ def fit_isl_offset(
             f"fit_isl_offset: expected >= 2 subjects and as many ESLs, ISLs, scans and widths, got "
             f"{len(esls)}, {len(isls)}, {len(points)}, {len(widths_mm)}"
         )
-    e = np.stack([resample_polyline(orient_top_down(np.asarray(x, np.float64)), num_keypoints) for x in esls]).astype(np.float64)
-    i = np.stack([resample_polyline(orient_top_down(np.asarray(x, np.float64)), num_keypoints) for x in isls]).astype(np.float64)
-    offset = (i - e).mean(axis=0)
-    depth = (i[:, :, 2] - e[:, :, 2]).mean(axis=1)  # (n,) mean depth offset per subject
-    widths = np.asarray(widths_mm, dtype=np.float64)
-    design = np.stack([np.ones(n), widths], axis=1)
-    intercept, slope = np.linalg.lstsq(design, depth, rcond=None)[0] if widths.std() > 0 else (depth.mean(), 0.0)
-    asym = np.stack([surface_asymmetry(p, line) for p, line in zip(points, e)])  # (n, K)
-    feature = (asym - asym.mean(axis=1, keepdims=True)).ravel()
-    target = (i[:, :, 0] - e[:, :, 0] - offset[:, 0]).ravel()
-    gain = float(feature @ target / (feature @ feature)) if feature @ feature > 0 else 0.0
-    return IslOffsetModel(offset=offset, depth_coef=(float(intercept), float(slope)), depth_mean=float(depth.mean()), lateral_gain=gain)
+    examples = [offset_example(e, i, p, w, num_keypoints) for e, i, p, w in zip(esls, isls, points, widths_mm)]
+    return fit_isl_offset_examples(examples, weights)
