@@ -17,11 +17,13 @@ training subjects), phantoms + real, real + diffusion, phantoms + real + diffusi
 large curves (Cobb >= 40 deg), each mixture also with the real and the synthetic backs weighted equally
 (``equal weight``: the 16 real backs carry half the total weight). Extra rows: phantoms of large curves +
 real, and phantoms sampled at ``--dense-points`` (the same spines, denser scans: at 4096 points the 6 mm
-asymmetry patches of :func:`~pcdiff.estimator.isl_offset.surface_asymmetry` are mostly empty, see the notes).
+asymmetry patches of :func:`~pcdiff.estimator.isl_offset.surface_asymmetry` are mostly empty, see the notes), and
+diffusion only. Control rows: real + the diffusion backs' own phantoms (:func:`twin_phantoms`: the same spines
+and point count, the phantom's surface instead of the generated one), which tells what the generated surface adds.
 
 Phantoms: :func:`pcdiff.data.phantom.generate_phantom` at ``--phantom-points`` (4096) points, ``--phantoms``
-(100) per draw, ``--draws`` (3) draws of disjoint seeds (draw d: seeds 5000 + 1000 d + j; large curves: 5500 +
-1000 d + j with ``spine_prior={"cobb_min": 40}``). Rows with phantoms are fitted and scored once per draw.
+(100) per draw, ``--draws`` (3) draws of disjoint seeds (draw d: seeds 20000 + 1000 d + j; large curves: 20500
++ 1000 d + j with ``spine_prior={"cobb_min": 40}``). Rows with phantoms are fitted and scored once per draw.
 Diffusion backs: ``--diffusion`` (``outputs/diffusion_backs_phantom_spines.npz``: ``points`` (S, N, 3) mm,
 ``esl`` (S, L, 3) the line each back was generated from, ``isl`` (S, L2, 3) its phantom's ISL, ``cobb`` (S,)
 deg, ``seed`` (S,)); rows that need it are skipped, with a note, when the file is missing. One fixed set: the
@@ -43,7 +45,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -67,7 +69,8 @@ from pcdiff.estimator.metrics import line_errors
 from pcdiff.geometry.cobb import cobb_angle
 
 DEFAULT_DIFFUSION = ROOT / "outputs" / "diffusion_backs_phantom_spines.npz"
-PHANTOM_SEED_BASE = 5000
+#: Above the seeds of the diffusion backs' phantoms (7000-7139 in the first file) and everything else in pcdiff.
+PHANTOM_SEED_BASE = 20000
 DRAW_STRIDE = 1000
 LARGE_SEED_SHIFT = 500
 LARGE_COBB_DEG = 40.0
@@ -83,7 +86,8 @@ class TrainingSet:
     """One row: the sources the offset model is fitted on and whether real and synthetic weigh equally.
 
     Sources: ``real`` (the fold's training subjects), ``phantoms``, ``phantoms_large`` (Cobb >= 40),
-    ``phantoms_dense`` (the ``phantoms`` spines at ``--dense-points``), ``diffusion``, ``diffusion_large``.
+    ``phantoms_dense`` (the ``phantoms`` spines at ``--dense-points``), ``diffusion``, ``diffusion_large``,
+    ``twins`` and ``twins_large`` (:func:`twin_phantoms`: the diffusion backs' own phantoms).
     """
 
     name: str
@@ -96,12 +100,18 @@ ROWS: tuple[TrainingSet, ...] = (
     TrainingSet("real only", ("real",)),
     TrainingSet("phantoms + real", ("phantoms", "real")),
     TrainingSet("phantoms + real, equal weight", ("phantoms", "real"), True),
+    TrainingSet("extra: diffusion only", ("diffusion",)),
     TrainingSet("real + diffusion", ("real", "diffusion")),
     TrainingSet("real + diffusion, equal weight", ("real", "diffusion"), True),
     TrainingSet("phantoms + real + diffusion", ("phantoms", "real", "diffusion")),
     TrainingSet("phantoms + real + diffusion, equal weight", ("phantoms", "real", "diffusion"), True),
     TrainingSet("real + diffusion (Cobb >= 40)", ("real", "diffusion_large")),
     TrainingSet("real + diffusion (Cobb >= 40), equal weight", ("real", "diffusion_large"), True),
+    TrainingSet("control: the diffusion backs' own phantoms only", ("twins",)),
+    TrainingSet("control: real + the diffusion backs' own phantoms", ("real", "twins")),
+    TrainingSet("control: real + the diffusion backs' own phantoms, equal weight", ("real", "twins"), True),
+    TrainingSet("control: real + those phantoms (Cobb >= 40)", ("real", "twins_large")),
+    TrainingSet("control: real + those phantoms (Cobb >= 40), equal weight", ("real", "twins_large"), True),
     TrainingSet("extra: phantoms (Cobb >= 40) + real", ("phantoms_large", "real")),
     TrainingSet("extra: phantoms (Cobb >= 40) + real, equal weight", ("phantoms_large", "real"), True),
     TrainingSet("extra: dense phantoms only", ("phantoms_dense",)),
@@ -132,7 +142,8 @@ def cobb_band(cobb_deg: float) -> str:
 
 def phantom_seeds(draw: int, count: int, large: bool = False) -> range:
     """Seeds of ``count`` phantoms of draw ``draw``: disjoint across draws, between the plain and the large-curve
-    sets, and from the seeds below 5000 that the rest of pcdiff uses."""
+    sets, and from the seeds below :data:`PHANTOM_SEED_BASE` that the diffusion backs and the rest of pcdiff use
+    (:func:`main` notes any overlap with the diffusion backs' seeds)."""
     if not 0 < count <= LARGE_SEED_SHIFT or draw < 0:
         raise ValueError(f"phantom_seeds: need 0 <= draw and 0 < count <= {LARGE_SEED_SHIFT}, got {draw}, {count}")
     start = PHANTOM_SEED_BASE + DRAW_STRIDE * draw + (LARGE_SEED_SHIFT if large else 0)
@@ -156,18 +167,19 @@ class SyntheticSet:
     cobb: np.ndarray
     seeds: np.ndarray
     coverage: float
+    num_points: int = 0
 
 
-def phantom_set(seeds: range, num_points: int, spine_prior: dict[str, Any] | None = None) -> SyntheticSet:
-    """Generate the phantoms of ``seeds`` and prepare them for the offset fit (width between C7 and DM)."""
+def phantom_set(seeds: Sequence[int], num_points: int, spine_prior: dict[str, Any] | None = None) -> SyntheticSet:
+    """Generate the phantoms of ``seeds`` (ints) and prepare them for the offset fit (width between C7 and DM)."""
     examples, cobb, cover = [], [], []
     for seed in seeds:
-        scan = generate_phantom(seed, num_points, spine_prior=spine_prior)
+        scan = generate_phantom(int(seed), num_points, spine_prior=spine_prior)
         ex = offset_example(scan.esl, scan.isl, scan.points, trunk_width_mm(scan.points, *landmark_heights(scan)), NUM_KEYPOINTS)
         examples.append(ex)
         cobb.append(scan.meta["cobb"])
         cover.append(asymmetry_coverage(scan.points, ex.esl))
-    return SyntheticSet(examples, np.array(cobb), np.array(list(seeds)), float(np.mean(cover)))
+    return SyntheticSet(examples, np.array(cobb), np.array(list(seeds)), float(np.mean(cover)), num_points)
 
 
 def load_diffusion(path: Path) -> tuple[SyntheticSet | None, str]:
@@ -184,6 +196,7 @@ def load_diffusion(path: Path) -> tuple[SyntheticSet | None, str]:
             raise ValueError(f"{path}: missing arrays {sorted(missing)} (has {sorted(data.files)})")
         points, esl, isl = (np.asarray(data[k], dtype=np.float64) for k in ("points", "esl", "isl"))
         cobb, seed = np.asarray(data["cobb"], dtype=np.float64), np.asarray(data["seed"])
+        extra = {"large": np.asarray(data["large"], dtype=bool)} if "large" in data.files else {}
     s = len(points)
     if points.ndim != 3 or points.shape[2] != 3 or esl.shape[0] != s or isl.shape[0] != s or esl.ndim != 3 \
             or isl.ndim != 3 or cobb.shape != (s,) or seed.shape != (s,):
@@ -195,8 +208,21 @@ def load_diffusion(path: Path) -> tuple[SyntheticSet | None, str]:
         examples.append(ex)
         cover.append(asymmetry_coverage(p, ex.esl))
     note = (f"{path.name}: {s} backs of {points.shape[1]} points, Cobb {cobb.min():.0f}-{cobb.max():.0f} deg,"
-            f" {int((cobb >= LARGE_COBB_DEG).sum())} with Cobb >= {LARGE_COBB_DEG:.0f}")
-    return SyntheticSet(examples, cobb, seed, float(np.mean(cover))), note
+            f" {int((cobb >= LARGE_COBB_DEG).sum())} with Cobb >= {LARGE_COBB_DEG:.0f}, phantom seeds {seed.min()}-{seed.max()}"
+            + (f", {int(flag.sum())} flagged `large` (drawn for large curves; all are in the Cobb >= 40 rows)"
+               if (flag := extra.get("large")) is not None else ""))
+    return SyntheticSet(examples, cobb, seed, float(np.mean(cover)), points.shape[1]), note
+
+
+def twin_phantoms(diffusion: SyntheticSet, tolerance_mm: float = 0.5) -> tuple[SyntheticSet | None, str]:
+    """The phantoms the diffusion backs' lines came from (:func:`generate_phantom` of their seeds, at their point
+    count): same spines, phantom surfaces instead of generated ones, the control that tells what the generated
+    surface adds. None with a note when a regenerated phantom's lines differ from the file's by > ``tolerance_mm``."""
+    twins = phantom_set(diffusion.seeds, diffusion.num_points)
+    worst = max(max(np.abs(t.esl - d.esl).max(), np.abs(t.isl - d.isl).max()) for t, d in zip(twins.examples, diffusion.examples))
+    if worst > tolerance_mm:
+        return None, f"the diffusion backs' seeds do not regenerate their lines (up to {worst:.1f} mm off): no twin-phantom rows"
+    return twins, f"twin phantoms: generate_phantom(seed, {diffusion.num_points}) reproduces the diffusion backs' ESL and ISL (max {worst:.2g} mm)"
 
 
 def large_curves(synthetic: SyntheticSet, min_cobb: float = LARGE_COBB_DEG) -> SyntheticSet | None:
@@ -204,7 +230,8 @@ def large_curves(synthetic: SyntheticSet, min_cobb: float = LARGE_COBB_DEG) -> S
     keep = np.flatnonzero(synthetic.cobb >= min_cobb)
     if len(keep) < 2:
         return None
-    return SyntheticSet([synthetic.examples[k] for k in keep], synthetic.cobb[keep], synthetic.seeds[keep], synthetic.coverage)
+    return SyntheticSet([synthetic.examples[k] for k in keep], synthetic.cobb[keep], synthetic.seeds[keep], synthetic.coverage,
+                        synthetic.num_points)
 
 
 def evaluate(
@@ -414,6 +441,12 @@ def main(argv: list[str] | None = None) -> int:
             notes.append(f"fewer than 2 diffusion backs with Cobb >= {LARGE_COBB_DEG:.0f}: that row is skipped")
         else:
             synthetic["diffusion_large"] = [large]
+        twins, note = twin_phantoms(diffusion)
+        notes.append(note)
+        if twins is not None:
+            synthetic["twins"] = [twins]
+            if large_curves(twins) is not None:
+                synthetic["twins_large"] = [large_curves(twins)]
         ours = {int(s) for k, sets in synthetic.items() if k.startswith("phantoms") for x in sets for s in x.seeds}
         shared = sorted(ours & {int(s) for s in diffusion.seeds})
         notes.append(f"phantom seeds of this benchmark shared with the diffusion backs' seeds: {len(shared)}"

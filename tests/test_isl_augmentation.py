@@ -16,6 +16,7 @@ from benchmarks.isl_augmentation import (
     phantom_seeds,
     phantom_set,
     summarize,
+    twin_phantoms,
 )
 from pcdiff.data.phantom.generator import generate_phantom
 from pcdiff.estimator.isl_offset import OffsetExample, fit_isl_offset, fit_isl_offset_examples, offset_example
@@ -94,7 +95,7 @@ def test_cobb_bands_and_phantom_seeds():
     with pytest.raises(ValueError):
         cobb_band(-1)
     seeds = [set(phantom_seeds(d, 100, large)) for d in range(3) for large in (False, True)]
-    assert all(len(s) == 100 and min(s) >= 5000 for s in seeds)
+    assert all(len(s) == 100 and min(s) >= 20000 for s in seeds)  # clear of the diffusion backs' 7000s
     assert len(set().union(*seeds)) == 600  # disjoint
     with pytest.raises(ValueError):
         phantom_seeds(0, 501)
@@ -129,6 +130,11 @@ def test_load_diffusion_skips_a_missing_file_and_reads_a_fake_one(tmp_path):
     np.testing.assert_allclose(diffusion.examples[0].isl[-1], backs[0].isl[-1], atol=1e-3)  # top -> bottom, in mm
     assert large_curves(diffusion).cobb.tolist() == [45.0, 60.0]
     assert large_curves(diffusion, 50.0) is None  # a single back cannot be fitted on
+    twins, note = twin_phantoms(diffusion)  # the fake backs are phantoms of their seeds: the twins match
+    assert twins is not None and "reproduces" in note and twins.num_points == 1024
+    np.testing.assert_allclose(twins.examples[2].isl, diffusion.examples[2].isl, atol=1e-3)
+    _fake_npz(tmp_path / "other.npz", [10.0, 45.0], seed=np.array([1, 2]))  # seeds that did not make these lines
+    assert twin_phantoms(load_diffusion(tmp_path / "other.npz")[0])[0] is None
     _fake_npz(tmp_path / "bad.npz", [10.0, 45.0], seed=None)
     with pytest.raises(ValueError, match="seed"):
         load_diffusion(tmp_path / "bad.npz")
