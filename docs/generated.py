@@ -8,7 +8,7 @@ scans for the same spines (what the model was trained to imitate).
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 from pcdiff.data.io import read_subject
@@ -29,4 +29,11 @@ def main(generated: Path, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("generated", type=Path, nargs="?", default=Path("outputs/generated_shipped"),
+                        help="folder written by the pcdiff.generate command above")
+    parser.add_argument("out", type=Path, nargs="?", default=Path("docs/generated.png"))
+    args = parser.parse_args()
+    if not args.generated.is_dir():
+        parser.error(f"{args.generated}: no such folder; run the pcdiff.generate command in this script's docstring first")
+    main(args.generated, args.out)
