@@ -95,12 +95,13 @@ def variant_model_kwargs(name: str, lr_schedule: str | None) -> dict[str, Any]:
 
 
 def score_surface(backs_mm: torch.Tensor) -> dict[str, float]:
-    """Median surface variation and median 1-99 % depth extent (mm) over backs (B, N, 3) in mm."""
+    """Median surface variation, median 1-99 % depth and width (x) extents (mm) over backs (B, N, 3) in mm."""
     from pcdiff.metrics.surface import depth_extent, surface_variation
 
     return {
         "surface_variation": float(surface_variation(backs_mm).median()),
         "depth_extent_mm": float(depth_extent(backs_mm).median()),
+        "width_extent_mm": float(depth_extent(backs_mm, axis=0).median()),  # lateral 1-99 %: the outline's width
     }
 
 
@@ -225,6 +226,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     columns = [
         ("variant", "variant", ""), ("change", "change", ""),
         ("surface_variation", "surface var.", ".4f"), ("depth_extent_mm", "depth 1-99% (mm)", ".0f"),
+        ("width_extent_mm", "width 1-99% (mm)", ".0f"),
         ("1-NNA-CD", "1-NNA-CD %", ".1f"), ("COV-CD", "COV-CD %", ".1f"),
         *([("1-NNA-EMD", "1-NNA-EMD %", ".1f"), ("COV-EMD", "COV-EMD %", ".1f")] if args.emd else []),
         ("paired_cd_mm", "paired CD (mm)", ".1f"),
@@ -241,7 +243,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         + f"scored at {args.eval_points} points on {len(test.names)} held-out phantoms (phantom seed {args.phantom_seed})",
         "", "```bash", command_line(), "```", "",
         f"True test scans: surface variation {true_surface['surface_variation']:.4f}, depth extent "
-        f"{true_surface['depth_extent_mm']:.0f} mm. Sampler: {sampler} x {steps}{' (Karras sigmas)' if args.karras else ''}. Load at start {load_start:.1f} "
+        f"{true_surface['depth_extent_mm']:.0f} mm, width extent {true_surface['width_extent_mm']:.0f} mm. Sampler: {sampler} x {steps}{' (Karras sigmas)' if args.karras else ''}. Load at start {load_start:.1f} "
         f"on {hardware.get('cpu_count')} cores (the `load` column is the highest 1-min load seen per row).",
         "", markdown_table(rows, columns), "",
     ])
