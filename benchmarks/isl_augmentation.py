@@ -41,7 +41,6 @@ averaged over the draws), the SD over draws of the 20-subject mean, the paired d
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,8 +50,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.stats import wilcoxon
 
-from benchmarks.reporting import ROOT, command_line, hardware_info, machine_was_busy, markdown_table, write_results
-from benchmarks.spine_baselines import NUM_KEYPOINTS, _resampled, fold_split, furrow_lines, select_setting, trunk_widths
+from benchmarks.reporting import ROOT, command_line, hardware_info, markdown_table
+from benchmarks.spine_baselines import (NUM_KEYPOINTS, _resampled, fold_split, furrow_lines, publish, run_record,
+                                        select_setting, trunk_widths)
 from pcdiff.data.pcdare import read_pcdare
 from pcdiff.data.phantom.generator import generate_phantom
 from pcdiff.data.sample import BackScan
@@ -456,8 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     records, fits = evaluate(scans, args.folds, synthetic)
     table = summarize(records, fits)
     wall = time.perf_counter() - start
-    load_end = [round(x, 2) for x in os.getloadavg()]
-    busy = machine_was_busy([info.get("load_average_at_start", [0.0])[0], load_end[0]], os.cpu_count() or 1)
+    record = run_record(args, info, wall)
+    load_end, busy = record["load_average_at_end"], record["machine_was_busy"]
     bands = {label: sorted({r["subject"] for r in records if r["band"] == label}) for _, _, label in COBB_BANDS}
     band_text = ", ".join(f"{label}: {len(v)}" for label, v in bands.items())
     main_cols = [("row", "offset model fitted on", ""), ("n_real", "real", ".0f"), ("n_synthetic", "synthetic", ".0f"),
@@ -509,18 +509,12 @@ def main(argv: list[str] | None = None) -> int:
     ])
     verdict = "\n".join(_verdict(table))
     md = md.replace("VERDICT_PLACEHOLDER", verdict)
-    payload = {"command": command_line(), "hardware": info, "load_average_at_end": load_end, "machine_was_busy": busy,
-               "wall_s": wall, "folds": args.folds, "num_keypoints": NUM_KEYPOINTS, "data": str(args.data),
-               "diffusion": str(args.diffusion), "phantoms_per_draw": args.phantoms, "draws": args.draws,
+    payload = {**record, "diffusion": str(args.diffusion), "phantoms_per_draw": args.phantoms, "draws": args.draws,
                "phantom_points": args.phantom_points, "dense_points": args.dense_points, "notes": notes,
                "asymmetry_coverage": coverage, "cobb_bands": bands,
-               "cobb_reference": "CobbAngles.csv primary_cobbangle (clinical primary Cobb angle)",
                "rows": [{"name": r.name, "sources": list(r.sources), "equal_weight": r.equal_weight} for r in ROWS],
                "table": table, "fits": fits, "per_subject": records}
-    js, mdp = write_results(args.stem, payload, md)
-    print(md)
-    print(f"wrote {js} and {mdp}")
-    return 0
+    return publish(args.stem, payload, md)
 
 
 if __name__ == "__main__":

@@ -240,8 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     per_subject = evaluate(scans, args.folds)
     table = summarize_rows(per_subject)
     wall = time.perf_counter() - start
-    load_end = [round(x, 2) for x in os.getloadavg()]
-    busy = machine_was_busy([info.get("load_average_at_start", [0.0])[0], load_end[0]], os.cpu_count() or 1)
+    record = run_record(args, info, wall)
+    load_end, busy = record["load_average_at_end"], record["machine_was_busy"]
     columns = [("row", "baseline", ""), ("esl_lateral_rms_mm_text", "ESL lateral RMS [mm]", ""),
                ("esl_rms_mm_text", "ESL 3D RMS [mm]", ""), ("isl_rms_mm_text", "ISL RMS [mm]", ""),
                ("cobb_abs_err_deg_text", "Cobb MAE vs clinical [deg]", ""), ("cobb_r", "Cobb r", ".2f"),
@@ -268,12 +268,23 @@ def main(argv: list[str] | None = None) -> int:
         f"Load average at start {info.get('load_average_at_start')}, at end {load_end} on {info['cpu_count']} CPUs"
         f" ({'shared with other jobs' if busy else 'idle'}); wall {wall:.1f} s.",
     ])
-    payload = {"command": command_line(), "hardware": info, "load_average_at_end": load_end, "machine_was_busy": busy,
-               "wall_s": wall, "folds": args.folds, "num_keypoints": NUM_KEYPOINTS, "data": str(args.data),
-               "cobb_reference": "CobbAngles.csv primary_cobbangle (clinical primary Cobb angle)",
-               "table": table, "per_subject": per_subject}
-    js, mdp = write_results(args.stem, payload, md)
-    print(md)
+    return publish(args.stem, {**record, "table": table, "per_subject": per_subject}, md)
+
+
+def run_record(args: argparse.Namespace, info: dict[str, Any], wall: float) -> dict[str, Any]:
+    """The keys every PCdare spine benchmark's JSON starts with (command, hardware, load at the end and whether the
+    machine was busy, wall seconds, folds, keypoints, data folder, the Cobb reference); read the load now, at the end."""
+    load_end = [round(x, 2) for x in os.getloadavg()]
+    busy = machine_was_busy([info.get("load_average_at_start", [0.0])[0], load_end[0]], os.cpu_count() or 1)
+    return {"command": command_line(), "hardware": info, "load_average_at_end": load_end, "machine_was_busy": busy,
+            "wall_s": wall, "folds": args.folds, "num_keypoints": NUM_KEYPOINTS, "data": str(args.data),
+            "cobb_reference": "CobbAngles.csv primary_cobbangle (clinical primary Cobb angle)"}
+
+
+def publish(stem: str, payload: dict[str, Any], markdown: str) -> int:
+    """Write ``benchmarks/results/<stem>.{json,md}``, print the Markdown and the paths; exit status 0."""
+    js, mdp = write_results(stem, payload, markdown)
+    print(markdown)
     print(f"wrote {js} and {mdp}")
     return 0
 
