@@ -122,13 +122,21 @@ def stack(dataset: Any) -> dict[str, Any]:
 
 
 def evaluate(backs: torch.Tensor, real: dict[str, Any], esl_mm: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """Per-subject distances of candidate backs (S, N, 3, normalised, requested frame) to the real backs, the
-    real ESL's distance to their surface, and their 1st-99th percentile depth extent (mm) and surface variation."""
+    """Per-subject distances of candidate backs (S, N, 3, normalised, requested frame) to the real backs, and
+    :func:`surface_scores`."""
+    out = paired_distances(backs, real["points"], real["scale"], emd=True)
+    out.update(surface_scores(backs, real, esl_mm))
+    return out
+
+
+def surface_scores(backs: torch.Tensor, real: dict[str, Any], esl_mm: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-subject scores of backs (S, N, 3, normalised) that need no real back: the real ESL's distance to their
+    surface and lateral deviation from their midline (mm), their 1st-99th percentile depth extent (mm) and surface
+    variation."""
     from pcdiff.metrics.surface import depth_extent, surface_variation
 
     backs_mm = to_mm(backs, real["center"], real["scale"])
-    out = paired_distances(backs, real["points"], real["scale"], emd=True)
-    out.update(spine_scores(backs_mm, esl_mm))
+    out = spine_scores(backs_mm, esl_mm)
     out["depth_extent_mm"] = depth_extent(backs_mm).numpy()
     out["surface_variation"] = surface_variation(backs_mm).numpy()
     return out
@@ -166,13 +174,14 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
     return args, settings
 
 
-def cli_settings(s: Settings, line: str, cache_dir: Path | None, max_steps: int) -> dict[str, dict[str, Any]]:
-    """The benchmark's own ``pcdiff.train`` settings (model / data / trainer sections), shared by every run."""
+def cli_settings(s: Settings, line: str, cache_dir: Path | None, max_steps: int, device: str) -> dict[str, Any]:
+    """The benchmark's own ``pcdiff.train`` settings (model / data / trainer sections), shared by every run; the
+    trainer runs where ``--device`` says (``cuda...`` -> GPU, else CPU)."""
     data = dict(num_points=s.train_points, num_keypoints=s.num_keypoints, line=line, normalize="line", augment=True,
                 batch_size=s.batch_size, seed=s.seed, val_fraction=0.0, test_fraction=0.0)
     if cache_dir is not None:
         data["cache_dir"] = str(cache_dir)
-    return {"seed_everything": s.seed, "trainer": {"max_steps": max_steps, "accelerator": "auto"},
+    return {"seed_everything": s.seed, "trainer": {"max_steps": max_steps, "accelerator": "gpu" if device.startswith("cuda") else "cpu"},
             "model": {"val_num_samples": 0, "log_images": False}, "data": data}
 
 
@@ -204,11 +213,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.cache_dir.mkdir(parents=True, exist_ok=True)
     run_root = Path(tempfile.mkdtemp(prefix="real_conditioning_", dir=args.cache_dir))  # the folds' own runs
     if init is None and s.pretrain_steps > 0:
-        pretrain = cli_settings(s, args.line, args.cache_dir, s.pretrain_steps)
+        pretrain = cli_settings(s, args.line, args.cache_dir, s.pretrain_steps, args.device)
         pretrain["data"].update(data_dir=None, phantom_num_scans=s.pretrain_scans, phantom_seed=s.seed + 1)
         init, pretrain_s = train_with_cli([args.train_config], pretrain, run_root / "pretrain")
         log.info("pre-trained on %d phantoms (%s) for %d steps in %.0f s", s.pretrain_scans, args.line, s.pretrain_steps, pretrain_s)
 
+    zero_shot = untrained_start(args.train_config, init, s, args.line) if s.train_steps == 0 else None
     per_subject: list[dict[str, Any]] = []
     pooled: dict[str, list[torch.Tensor]] = {"real": [], "generated": [], "retrieval": []}
     fold_times = []
@@ -220,10 +230,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if set(real["names"]) != set(held_out) or set(real["names"]) & set(bank["names"]):
             raise RuntimeError(f"fold {f}: held-out {real['names']} != {held_out} or overlapping the training subjects")
         esl_mm = [np.asarray(esl_by_name[n], dtype=np.float64) for n in real["names"]]
-        if s.train_steps == 0:  # the start model as it is (zero-shot)
-            module, train_s = untrained_start(args.train_config, init, s, args.line), 0.0
+        if zero_shot is not None:  # the start model as it is, the same for every fold
+            module, train_s = zero_shot, 0.0
         else:  # python -m pcdiff.train <config> [--config configs/finetune.yaml] --config <this fold's settings>
-            fold = cli_settings(s, args.line, args.cache_dir, s.train_steps)
+            fold = cli_settings(s, args.line, args.cache_dir, s.train_steps, args.device)
             fold["seed_everything"] = s.seed + f
             fold["data"].update(data_dir=str(args.src), layout="pcdare", skip_invalid=True, test_keys=list(held_out))
             configs = [args.train_config]
@@ -241,7 +251,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         retrieved = bank["points"][idx]
         gen_scores = [evaluate(backs[j * q : (j + 1) * q], real, esl_mm) for j in range(s.samples)]
         ret_scores = evaluate(retrieved, real, esl_mm)
-        own_scores = evaluate(real["points"], real, esl_mm)  # the real back itself: the reference for thickness and ESL
+        # the real back itself, the reference for thickness and ESL; its distances to itself are 0 by definition
+        own_scores = {**{k: np.zeros(q) for k in ret_scores}, **surface_scores(real["points"], real, esl_mm)}
         for i, name in enumerate(real["names"]):
             row = {"fold": f, "subject": name, "retrieved": bank["names"][int(idx[i])],
                    "retrieval_line_rms_mm": float(dist[i] * real["scale"][i])}
