@@ -134,6 +134,32 @@ def judge_row(backs_mm: torch.Tensor, esl_mm: list[np.ndarray]) -> dict[str, flo
             "judge_failed": int(judged["n_failed"])}
 
 
+def save_backs(path: Path, backs_mm: torch.Tensor, test: Any) -> None:
+    """Write one row's backs (S, N, 3) mm beside the true test scans (mm), requested ESLs (mm) and spine names.
+
+    Refuses to overwrite an existing file (a previous run's backs are kept)."""
+    if path.exists():
+        raise FileExistsError(f"{path} exists; choose another --save-backs folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, backs_mm=backs_mm.numpy(), true_mm=to_mm(test.points, test.center, test.scale).numpy(),
+                        names=np.asarray(test.names), **{f"esl_mm_{i}": e for i, e in enumerate(test.esl_mm)})
+
+
+def parse_row_sampler(spec: str) -> tuple[str, tuple[str, int, dict[str, Any]]]:
+    """``"LABEL=SAMPLER:STEPS[:karras]"`` -> (label, (sampler alias, steps, sampler kwargs)).
+
+    >>> parse_row_sampler("fast=dpm++:20:karras")
+    ('fast', ('dpm++', 20, {'use_karras_sigmas': True}))
+    """
+    label, sep, rest = spec.partition("=")
+    parts = rest.split(":")
+    if not sep or not label or len(parts) not in (2, 3) or not parts[1].isdigit() or int(parts[1]) < 1 \
+            or (len(parts) == 3 and parts[2] != "karras"):
+        raise argparse.ArgumentTypeError(f"--row-sampler {spec!r}: expected LABEL=SAMPLER:STEPS[:karras], "
+                                         "e.g. reference=ddpm:1000 or fast=dpm++:20:karras")
+    return label, (parts[0], int(parts[1]), {"use_karras_sigmas": True} if len(parts) == 3 else {})
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="*", default=None, choices=sorted(VARIANTS),
@@ -157,10 +183,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", action="append", default=[], metavar="VARIANT=PATH",
                         help="score this checkpoint as VARIANT instead of training it (repeatable); a label that is "
                              "not a variant adds a row of its own (e.g. step2000=outputs/phantom_pretrain/step2000.ckpt)")
+    parser.add_argument("--row-sampler", action="append", default=[], type=parse_row_sampler,
+                        metavar="LABEL=SAMPLER:STEPS[:karras]",
+                        help="sample this row with its own sampler instead of --sampler/--steps/--karras, to compare "
+                             "samplers side by side on one checkpoint (e.g. reference=ddpm:1000, fast=dpm++:20:karras)")
     parser.add_argument("--density-scaled-skip", nargs="*", default=[], metavar="VARIANT",
                         help="rows (checkpoint labels) whose local-plane skip fits its plane over k scaled with the "
                              "point count (k x N / --train-points) instead of a fixed k")
     parser.add_argument("--save-checkpoints", type=Path, default=None, help="folder for <variant>.ckpt")
+    parser.add_argument("--save-backs", type=Path, default=None,
+                        help="folder for <variant>.npz: each row's generated backs (mm, (S, N, 3)), the test scans, "
+                             "their requested ESLs and names, for plots and diagnostics without resampling")
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--stem", default="generator_ablation")
     return parser.parse_args(argv)
@@ -181,6 +214,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     steps = args.steps or quick["num_inference_steps"]
     sampler_kwargs = {"use_karras_sigmas": True} if args.karras else {}
     checkpoints = dict(spec.split("=", 1) for spec in args.checkpoint)
+    row_samplers = dict(args.row_sampler)
 
     base = dataclasses.replace(
         MODES["quick"], num_points=args.train_points, train_scans=args.train_scans, test_scans=args.test_scans,
@@ -197,6 +231,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     true_surface = score_surface(to_mm(test.points, test.center, test.scale))
     variants = args.variants if args.variants is not None else ([] if checkpoints else list(VARIANTS))
     names = variants + [label for label in checkpoints if label not in variants]
+    unknown = sorted(set(row_samplers) - set(names))
+    if unknown:
+        raise SystemExit(f"--row-sampler names rows that do not exist: {unknown}; rows: {names}")
+    if args.save_backs is not None and any((args.save_backs / f"{name}.npz").exists() for name in names):
+        raise SystemExit(f"--save-backs {args.save_backs} already holds backs of these rows; choose another folder")
     for name in names:
         change = VARIANTS[name][0] if name in VARIANTS else f"checkpoint {checkpoints[name]}"
         loads = [os.getloadavg()[0]]
@@ -216,15 +255,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 **variant_model_kwargs(name, args.lr_schedule),
             )
         loads.append(os.getloadavg()[0])
-        backs, sample_s = sample_backs(module, test.spine, num_points=args.eval_points, sampler=sampler,
-                                       num_inference_steps=steps, sampler_kwargs=sampler_kwargs, seed=0)
-        row = {"variant": name, "change": change, "train_s": train_s, "sample_s": sample_s,
+        row_sampler, row_steps, row_kwargs = row_samplers.get(name, (sampler, steps, sampler_kwargs))
+        backs, sample_s = sample_backs(module, test.spine, num_points=args.eval_points, sampler=row_sampler,
+                                       num_inference_steps=row_steps, sampler_kwargs=row_kwargs, seed=0)
+        if args.save_backs is not None:
+            save_backs(args.save_backs / f"{name}.npz", to_mm(backs, test.center, test.scale), test)
+        sampled_with = f"{row_sampler} x {row_steps}{' Karras' if row_kwargs.get('use_karras_sigmas') else ''}"
+        row = {"variant": name, "change": change, "sampler": sampled_with, "train_s": train_s, "sample_s": sample_s,
                "load_1min": max(loads), **score_row(backs, test, args.emd)}
         log.info("%s: %s", name, {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
         rows.append(row)
 
     columns = [
         ("variant", "variant", ""), ("change", "change", ""),
+        *([("sampler", "sampler", "")] if row_samplers else []),
         ("surface_variation", "surface var.", ".4f"), ("depth_extent_mm", "depth 1-99% (mm)", ".0f"),
         ("width_extent_mm", "width 1-99% (mm)", ".0f"),
         ("1-NNA-CD", "1-NNA-CD %", ".1f"), ("COV-CD", "COV-CD %", ".1f"),
@@ -243,7 +287,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         + f"scored at {args.eval_points} points on {len(test.names)} held-out phantoms (phantom seed {args.phantom_seed})",
         "", "```bash", command_line(), "```", "",
         f"True test scans: surface variation {true_surface['surface_variation']:.4f}, depth extent "
-        f"{true_surface['depth_extent_mm']:.0f} mm, width extent {true_surface['width_extent_mm']:.0f} mm. Sampler: {sampler} x {steps}{' (Karras sigmas)' if args.karras else ''}. Load at start {load_start:.1f} "
+        f"{true_surface['depth_extent_mm']:.0f} mm, width extent {true_surface['width_extent_mm']:.0f} mm. Sampler{' (rows without their own)' if row_samplers else ''}: {sampler} x {steps}{' (Karras sigmas)' if args.karras else ''}. Load at start {load_start:.1f} "
         f"on {hardware.get('cpu_count')} cores (the `load` column is the highest 1-min load seen per row).",
         "", markdown_table(rows, columns), "",
     ])

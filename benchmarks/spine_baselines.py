@@ -14,7 +14,8 @@ Rows (5 subject-wise folds wherever a training mean is needed; the same fold spl
   furrow traced as one continuous path (:mod:`pcdiff.estimator.furrow`), default settings. Those defaults
   were chosen while looking at these 20 subjects (and 8 phantoms), so this row is not a held-out figure;
 - ``furrow-path ESL, settings chosen in-fold``: the held-out figure: per fold, the setting of
-  :data:`FURROW_GRID` (12: 2 cost scales x 3 smoothness x 2 search widths) with the lowest mean ESL
+  :data:`FURROW_GRID` (24: 2 cost scales x 3 smoothness x 2 search widths x top re-anchoring on the
+  symmetry axis off / on) with the lowest mean ESL
   lateral RMS on the *training* subjects, applied to the test subjects.
 - ``furrow-path ESL (in-fold) + mean offset`` / ``+ fitted offset``: that ESL plus the mean offset, or
   plus :class:`~pcdiff.estimator.isl_offset.IslOffsetModel` (mean offset + depth ~ trunk width + lateral
@@ -24,7 +25,8 @@ Rows (5 subject-wise folds wherever a training mean is needed; the same fold spl
 The column "fitted on training subjects" says what each row fits (the mean offset is 64 x 3 averaged numbers).
 
 Measures per subject (mean +- SD over the 20 subjects): ESL lateral RMS and 3D RMS, ISL 3D RMS (mm,
-:func:`pcdiff.estimator.metrics.line_errors`, point-to-curve), and the absolute difference between the
+:func:`pcdiff.estimator.metrics.line_errors`, point-to-curve) and ISL lateral RMS (x at equal heights: the
+coronal-plane shape, the part of the ISL a frontal radiograph shows), and the absolute difference between the
 coronal-tangent Cobb angle (:func:`pcdiff.geometry.cobb.cobb_angle`) of the row's ISL estimate (its ESL
 where it has no ISL) and the clinical primary Cobb angle (``CobbAngles.csv``, column ``primary_cobbangle``).
 Time: seconds to estimate one back (training means excluded, they take milliseconds).
@@ -76,14 +78,15 @@ FITTED = {
     "oracle (true ESL + mean offset)": "mean offset, 64 x 3",
     "true ISL (reference)": "-",
     "furrow-path ESL (defaults)": "nothing (defaults picked on these data)",
-    "furrow-path ESL, settings chosen in-fold": "1 of 12 settings",
-    "furrow-path ESL (in-fold) + mean offset": "1 of 12 settings; mean offset, 64 x 3",
-    "furrow-path ESL (in-fold) + fitted offset": "1 of 12 settings; mean offset, 64 x 3, + 3",
+    "furrow-path ESL, settings chosen in-fold": "1 of 24 settings",
+    "furrow-path ESL (in-fold) + mean offset": "1 of 24 settings; mean offset, 64 x 3",
+    "furrow-path ESL (in-fold) + fitted offset": "1 of 24 settings; mean offset, 64 x 3, + 3",
     "oracle (true ESL + fitted offset)": "mean offset, 64 x 3, + 3",
 }
 #: Settings of the furrow tracer the in-fold row chooses from; the first is the default (FurrowParams()).
 FURROW_GRID: tuple[FurrowParams, ...] = tuple(
-    FurrowParams(scales_mm=scales, smoothness=smoothness, half_width_frac=width)
+    FurrowParams(scales_mm=scales, smoothness=smoothness, half_width_frac=width, top_anchor=anchor)
+    for anchor in (0.0, 1.0)
     for scales in ((5.0, 25.0), (12.0,))
     for smoothness in (3.0, 1.0, 10.0)
     for width in (0.2, 0.3)
@@ -197,7 +200,8 @@ def evaluate(scans: list[BackScan], folds: int) -> list[dict[str, Any]]:
                     e = line_errors(esl, _resampled(scan.esl))[0]
                     rec.update(esl_lateral_rms_mm=e["lateral_rms_mm"], esl_rms_mm=e["rms_mm"])
                 if isl is not None and row != "true ISL (reference)":
-                    rec["isl_rms_mm"] = line_errors(isl, _resampled(scan.isl))[0]["rms_mm"]
+                    e = line_errors(isl, _resampled(scan.isl))[0]
+                    rec.update(isl_rms_mm=e["rms_mm"], isl_lateral_rms_mm=e["lateral_rms_mm"])
                 measured = isl if isl is not None else esl
                 rec["cobb_deg"] = cobb_angle(measured)
                 rec["cobb_abs_err_deg"] = abs(rec["cobb_deg"] - scan.meta["cobb"])
@@ -208,7 +212,7 @@ def evaluate(scans: list[BackScan], folds: int) -> list[dict[str, Any]]:
 
 def summarize_rows(per_subject: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and SD over subjects of every measure, one dict per row of :data:`ROWS`."""
-    keys = ("esl_lateral_rms_mm", "esl_rms_mm", "isl_rms_mm", "cobb_abs_err_deg", "seconds")
+    keys = ("esl_lateral_rms_mm", "esl_rms_mm", "isl_rms_mm", "isl_lateral_rms_mm", "cobb_abs_err_deg", "seconds")
     table = []
     for row in ROWS:
         recs = [r for r in per_subject if r["row"] == row]
@@ -244,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     load_end, busy = record["load_average_at_end"], record["machine_was_busy"]
     columns = [("row", "baseline", ""), ("esl_lateral_rms_mm_text", "ESL lateral RMS [mm]", ""),
                ("esl_rms_mm_text", "ESL 3D RMS [mm]", ""), ("isl_rms_mm_text", "ISL RMS [mm]", ""),
+               ("isl_lateral_rms_mm_text", "ISL lateral RMS [mm]", ""),
                ("cobb_abs_err_deg_text", "Cobb MAE vs clinical [deg]", ""), ("cobb_r", "Cobb r", ".2f"),
                ("cobb_from", "Cobb measured on", ""), ("fitted", "fitted on training subjects", ""),
                ("ms_per_back", "ms / back", ".0f")]
@@ -260,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         " (ESL errors 0 by construction). Time: estimating one back, training means excluded.",
         "",
         "Furrow-path rows: the spinal furrow traced as one path (pcdiff.estimator.furrow). The `(defaults)` row uses"
-        " settings picked while looking at these 20 subjects; the `in-fold` rows pick one of 12 settings per fold on"
+        " settings picked while looking at these 20 subjects; the `in-fold` rows pick one of 24 settings (12 tracer settings, each with and without the top re-anchored on"
+        " the symmetry axis) per fold on"
         " the training subjects only. The fitted offset (pcdiff.estimator.isl_offset) adds to the mean offset a"
         " depth ~ trunk width regression (2 numbers) and a lateral gain on the back's left-right depth asymmetry"
         " 50 mm either side of the ESL (1 number), fitted on the training subjects' true lines.",

@@ -19,3 +19,36 @@ def test_judge_row_reads_each_back_against_its_requested_line():
     assert own["judge_failed"] == 0 and set(own) == {"judge_lateral_mm", "judge_cobb_deg", "judge_failed"}
     assert own["judge_lateral_mm"] < 10.0 < swapped["judge_lateral_mm"]
     assert swapped["judge_lateral_mm"] > 2 * own["judge_lateral_mm"]
+
+
+def test_row_sampler_parses_label_sampler_steps_and_karras_and_refuses_malformed_specs():
+    import argparse
+
+    import pytest
+
+    from benchmarks.generator_ablation import parse_row_sampler
+
+    assert parse_row_sampler("reference=ddpm:1000") == ("reference", ("ddpm", 1000, {}))
+    assert parse_row_sampler("fast=dpm++:20:karras") == ("fast", ("dpm++", 20, {"use_karras_sigmas": True}))
+    for bad in ("ddpm:1000", "x=ddpm", "x=ddpm:0", "x=ddpm:ten", "x=ddpm:20:sharp", "=ddpm:20"):
+        with pytest.raises(argparse.ArgumentTypeError, match="LABEL=SAMPLER:STEPS"):
+            parse_row_sampler(bad)
+
+
+def test_save_backs_writes_backs_beside_the_true_scans_and_never_overwrites(tmp_path):
+    from types import SimpleNamespace
+
+    import pytest
+
+    from benchmarks.generator_ablation import save_backs
+
+    test = SimpleNamespace(points=torch.zeros(2, 5, 3), center=torch.ones(2, 3), scale=torch.full((2,), 2.0),
+                           names=["a", "b"], esl_mm=[np.zeros((4, 3)), np.ones((6, 3))])
+    backs = torch.rand(2, 5, 3)
+    save_backs(tmp_path / "row.npz", backs, test)
+    saved = np.load(tmp_path / "row.npz")
+    np.testing.assert_allclose(saved["backs_mm"], backs.numpy())
+    assert saved["true_mm"].shape == (2, 5, 3) and list(saved["names"]) == ["a", "b"]
+    assert saved["esl_mm_1"].shape == (6, 3)
+    with pytest.raises(FileExistsError):
+        save_backs(tmp_path / "row.npz", backs, test)

@@ -78,3 +78,37 @@ def test_sparse_scan_widens_the_bins_and_still_finds_the_furrow():
     assert np.isnan(z).mean() > 0.3  # 2 mm bins of 8 mm bands are mostly empty at this density...
     x = furrow_path_x(points, np.linspace(380, 20, 32), FurrowParams())  # ...so the tracer widens them
     assert np.sqrt(np.mean((x + 20) ** 2)) < 5.0
+
+
+def test_top_anchor_shift_moves_the_top_to_the_axis_and_keeps_the_bottom():
+    from pcdiff.estimator.furrow import top_anchor_shift
+
+    heights = np.linspace(300, 0, 61)  # top -> bottom
+    x = np.full(61, 10.0)
+    out = top_anchor_shift(x, heights, sym_top=-2.0, weight=1.0, top_frac=0.1)
+    assert out[-1] == pytest.approx(10.0)  # bottom untouched
+    assert np.median(out[heights >= 270]) == pytest.approx(-2.0, abs=0.7)  # top moved onto the axis
+    assert np.all(np.diff(out[heights < 285]) >= 0)  # linear fade towards the bottom
+    np.testing.assert_allclose(top_anchor_shift(x[::-1], heights[::-1], -2.0, 1.0, 0.1), out[::-1])  # either order
+    capped = top_anchor_shift(x, heights, sym_top=-90.0, weight=1.0, top_frac=0.1, max_shift_mm=15.0)
+    assert capped.min() == pytest.approx(-5.0)  # an axis pulled far off moves the top by the cap only
+    np.testing.assert_array_equal(top_anchor_shift(x, heights, -2.0, weight=0.0), x)
+
+
+def test_top_anchor_pulls_a_path_that_drifted_at_the_top_back_to_the_midline():
+    """A symmetric back whose furrow (true x = 0) is replaced over the top 20 % by a one-sided groove at x > 30
+    (a scapula's edge): the plain path follows the groove, the re-anchored one ends near the axis."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-150, 150, 60000)
+    y = rng.uniform(0, 400, 60000)
+    upper = y > 320
+    z = -(x**2) / 300 + np.where(upper, 0.0, 4 * np.exp(-0.5 * ((np.abs(x) - 35) / 15) ** 2))
+    edge = 3 * np.exp(-np.abs(x - 30) / 6) * (x > 30)  # one-sided: the fall off a scapula's edge
+    z -= np.where(upper, edge, 5 * np.exp(-np.abs(x) / 8))
+    points = np.stack([x, y, z + rng.normal(0, 0.3, 60000)], axis=1)
+    heights = np.linspace(390, 10, 64)
+    plain = furrow_path_x(points, heights, FurrowParams(smoothness=0.3))
+    anchored = furrow_path_x(points, heights, FurrowParams(smoothness=0.3, top_anchor=1.0))
+    assert abs(np.median(plain[:4])) > 10  # the plain path's top sits in the side groove
+    assert abs(np.median(anchored[:4])) < abs(np.median(plain[:4])) - 8
+    np.testing.assert_allclose(anchored[-1], plain[-1], atol=1e-9)  # bottom kept

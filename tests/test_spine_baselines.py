@@ -17,7 +17,7 @@ def test_select_setting_looks_at_training_subjects_only():
 
 def test_grid_starts_with_the_default_and_every_row_says_what_it_fits():
     assert FURROW_GRID[0] == FurrowParams()
-    assert len(set(FURROW_GRID)) == len(FURROW_GRID) == 12
+    assert len(set(FURROW_GRID)) == len(FURROW_GRID) == 24
     assert set(FITTED) == set(ROWS)
 
 

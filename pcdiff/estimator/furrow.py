@@ -18,6 +18,13 @@ as the cheapest continuous path through a cost image (dynamic programming, Viter
    out (on phantoms with arms either can be 40-60 mm off). Bins whose detrending reaches an edge, crop or
    hole cost nothing (``min_coverage``): otherwise the fall of the trunk's side reads as a valley.
 
+4. **Top re-anchoring** (opt-in, ``top_anchor``; off by default): over the top ``top_frac`` of the height
+   range (the neck / C7 region) there is no furrow to trace (the mean high-passed profile about the drawn
+   line is flat there on PCdare), so the path's top is only carried up by its smoothness and drifts to the
+   scapulae's edges. The median left-right symmetry axis of that top part is read instead, and the path is
+   shifted by ``top_anchor`` times the difference (at most ``top_max_shift_mm``), the shift falling linearly
+   to 0 at the bottom, where the furrow is clear (:func:`top_anchor_shift`).
+
 The x path is smoothed along y (:func:`pcdiff.estimator.geometric.smooth_along_height`) and dropped onto
 the surface by :func:`pcdiff.estimator.geometric.geometric_esl` (``method="path"``).
 
@@ -32,6 +39,23 @@ Measured (ESL lateral RMS, mean over backs; ``benchmarks/spine_baselines.py`` fo
   4.7 mm at 16384 points (symmetry 8.6; median 4.1 vs 3.1), 11.1 at 4096 (symmetry 9.7; one back 114 mm
   off, a strongly turned sparse back whose path locks onto the far side). Not better everywhere, so it
   is not ``geometric_esl``'s default.
+- Top re-anchoring (``top_anchor=1``, ``top_frac=0.15``, ``top_max_shift_mm=15``): choosing in-fold among the 24
+  settings ``FURROW_GRID`` x ``top_anchor`` in {0, 1} (training subjects only; 4 of 5 folds pick scales (12,),
+  smoothness 3, width 0.3 with the anchor, one the default + anchor) gives 4.4 +- 1.6 mm on PCdare (the 12
+  settings without it: 5.8 +- 2.5; octiles top to bottom 5.4 4.7 5.7 5.1 5.4 4.7 2.5 3.1 vs 8.6 7.9 7.5 6.6 6.0
+  4.9 3.0 3.2 mm, from x at 64 heights of the overlap). The symmetry axis alone over the top 15 %: 6.0 mm
+  RMS at the line's top end vs the path's 8.6. Phantoms (default settings + anchor vs without): 0-7 at 16384
+  points 8.1 vs 6.6 mm (max 13.8 vs 11.5), 100-131 at 16384 5.2 vs 4.7 (median 5.0 vs 4.1), 0-7 at 4096 8.9 vs
+  9.0. Worse on phantoms (their arms / crops at the top pull the symmetry axis; without the 15 mm cap,
+  which was set on the phantoms, phantom 0 was 42 mm off), so it stays opt-in. Measured with scratch
+  scripts: ``geometric_esl(scan, method="path", furrow=replace(p, top_anchor=a))`` for every ``p`` of
+  ``benchmarks.spine_baselines.FURROW_GRID``, ``select_setting`` per fold of ``fold_split(20, 5)``.
+- Tried and weighed for the upper region, not kept: the C7 landmark as a top anchor (its x offset to the
+  line's top, fitted on the training folds, leaves 7.3 mm RMS; a soft C7 prior inside the path's cost: 5.7
+  in-fold, a post-hoc linear pull: 4.9; averaging it with the symmetry anchor 4.4, no gain for a landmark
+  convention); a small-scale ridge term (the mean 3-5 mm high-passed profile about the drawn line shows no
+  spinous-process bump in the upper octiles, only the furrow, lying ~2-8 mm to -x of the line); linear
+  continuation of the lower half's path upwards (16 mm at the top: the lines bend back towards C7).
 - Tried and dropped: a pull towards the band-wise symmetry axis (PCdare 5.6-5.7, phantoms at 4096 points
   worse: 11-15 mm); a local mirror-symmetry cost instead of the high-pass (PCdare 5.6-6.1); larger
   smoothness (10: 6.7; 30: 7.6 mm) -- the lines bend more than a stiff path allows.
@@ -66,6 +90,12 @@ class FurrowParams:
         band_step_mm: vertical spacing (mm) of the bands.
         half_thickness_mm: half height (mm) of each band; widened to the point spacing for sparse scans.
         min_coverage: bins whose Gaussian weight falls on filled bins for less than this fraction cost 0.
+        top_anchor: weight (0-1) of the top re-anchoring (:func:`top_anchor_shift`); 0 (the default) leaves the
+            traced path as it is.
+        top_frac: fraction of the height range, from the top, over which the re-anchoring reads the symmetry
+            axis and the path.
+        top_max_shift_mm: the re-anchoring moves the top by at most this (mm): a guard against a symmetry
+            axis pulled off by arms or a crop at the top (set on phantoms, not on PCdare).
     """
 
     scales_mm: tuple[float, ...] = DEFAULT_SCALES_MM
@@ -76,6 +106,9 @@ class FurrowParams:
     band_step_mm: float = 3.0
     half_thickness_mm: float = 4.0
     min_coverage: float = 0.95
+    top_anchor: float = 0.0
+    top_frac: float = 0.15
+    top_max_shift_mm: float = 15.0
 
 
 def point_spacing_mm(points: np.ndarray) -> float:
@@ -196,6 +229,30 @@ def trace_path(cost: np.ndarray, smoothness: float, max_step: int = 1) -> np.nda
     return path
 
 
+def top_anchor_shift(
+    x: np.ndarray,
+    heights: np.ndarray,
+    sym_top: float,
+    weight: float = 1.0,
+    top_frac: float = 0.15,
+    max_shift_mm: float = np.inf,
+) -> np.ndarray:
+    """The path ``x`` (H,) mm at ``heights`` (H,) mm (either order) re-anchored at its top: ``x`` plus a
+    correction linear in height that is ``weight * (sym_top - median x over the top top_frac)``, clipped to
+    +-``max_shift_mm``, at the middle of the top ``top_frac`` of the height range and falls to 0 at the lowest
+    height (the lower path, read where the furrow is clear, is kept). ``sym_top`` mm: the symmetry axis read
+    over that top part."""
+    x = np.asarray(x, dtype=np.float64)
+    heights = np.asarray(heights, dtype=np.float64)
+    lo, hi = float(heights.min()), float(heights.max())
+    if hi <= lo or weight == 0.0 or not np.isfinite(sym_top):
+        return x.copy()
+    t = (hi - heights) / (hi - lo)  # 0 at the top, 1 at the bottom
+    top = t <= top_frac
+    shift = float(np.clip(weight * (sym_top - float(np.median(x[top]))), -max_shift_mm, max_shift_mm))
+    return x + shift * np.clip((1.0 - t) / (1.0 - top_frac / 2), 0.0, 1.0)
+
+
 def furrow_path_x(points: np.ndarray, heights: np.ndarray, params: FurrowParams = FurrowParams()) -> np.ndarray:
     """Lateral position x (H,) mm of the spinal furrow at ``heights`` (H,) mm, traced as one path.
 
@@ -222,4 +279,11 @@ def furrow_path_x(points: np.ndarray, heights: np.ndarray, params: FurrowParams 
     cost = valley_cost(z, bin_mm, params.scales_mm, params.clip, params.min_coverage)
     keep = (xs >= x_lo) & (xs <= x_hi)
     path = xs[keep][trace_path(cost[:, keep], params.smoothness)]
-    return np.interp(heights, bands[::-1], path[::-1])
+    x = np.interp(heights, bands[::-1], path[::-1])
+    if params.top_anchor != 0.0:
+        top_heights = np.linspace(hi, hi - params.top_frac * (hi - lo), 8)
+        sym_top = symmetry_midline(points, top_heights)
+        if np.isfinite(sym_top).any():
+            x = top_anchor_shift(x, heights, float(np.nanmedian(sym_top)), params.top_anchor, params.top_frac,
+                                 params.top_max_shift_mm)
+    return x
