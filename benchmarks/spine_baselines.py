@@ -195,7 +195,7 @@ def evaluate(scans: list[BackScan], folds: int) -> list[dict[str, Any]]:
                 if "in-fold" in row:
                     p = FURROW_GRID[choice]
                     rec["furrow_setting"] = {"scales_mm": list(p.scales_mm), "smoothness": p.smoothness,
-                                             "half_width_frac": p.half_width_frac}
+                                             "half_width_frac": p.half_width_frac, "top_anchor": p.top_anchor}
                 if esl is not None:
                     e = line_errors(esl, _resampled(scan.esl))[0]
                     rec.update(esl_lateral_rms_mm=e["lateral_rms_mm"], esl_rms_mm=e["rms_mm"])
