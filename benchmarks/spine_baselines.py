@@ -37,6 +37,7 @@ Time: seconds to estimate one back (training means excluded, they take milliseco
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -192,10 +193,8 @@ def evaluate(scans: list[BackScan], folds: int) -> list[dict[str, Any]]:
             for row, (esl, isl, seconds) in estimates.items():
                 rec: dict[str, Any] = {"row": row, "subject": scan.name, "fold": f, "seconds": seconds,
                                        "cobb_clinical_deg": scan.meta["cobb"]}
-                if "in-fold" in row:
-                    p = FURROW_GRID[choice]
-                    rec["furrow_setting"] = {"scales_mm": list(p.scales_mm), "smoothness": p.smoothness,
-                                             "half_width_frac": p.half_width_frac, "top_anchor": p.top_anchor}
+                if "in-fold" in row:  # the chosen setting, every field (a new FurrowParams field is recorded too)
+                    rec["furrow_setting"] = dataclasses.asdict(FURROW_GRID[choice])
                 if esl is not None:
                     e = line_errors(esl, _resampled(scan.esl))[0]
                     rec.update(esl_lateral_rms_mm=e["lateral_rms_mm"], esl_rms_mm=e["rms_mm"])
