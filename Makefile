@@ -1,5 +1,5 @@
 # Two entry points for a fresh Linux machine:
-#   make demo   set up, generate the embedded phantom data, train the quickstart model, sample backs
+#   make demo   set up, generate the embedded phantom data, train the quickstart model (1024 then 2048 points), sample backs
 #   make test   set up and run the test suite (what .ci/run calls)
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -35,7 +35,8 @@ notebooks: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m pcdiff.data.synth --out outputs/phantom --n 200 --seed 0 --points 4096 --overwrite
 	$(PY) -m pcdiff.train configs/quickstart.yaml --data.data_dir outputs/phantom
-	$(PY) -m pcdiff.generate --checkpoint outputs/quickstart/last.ckpt --cobb 0 40 --curve-type thoracic --out outputs/generated --seed 0 --overwrite
+	$(PY) -m pcdiff.train configs/quickstart.yaml --config configs/quickstart_2048.yaml --data.data_dir outputs/phantom
+	$(PY) -m pcdiff.generate --checkpoint outputs/quickstart_2048/last.ckpt --cobb 0 40 --curve-type thoracic --out outputs/generated --seed 0 --overwrite
 
 clean:
 	rm -rf $(VENV) outputs lightning_logs

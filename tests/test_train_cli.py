@@ -100,16 +100,16 @@ def test_bad_settings_are_one_line_usage_errors(tmp_path, cache, capsys, overrid
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {message}"
 
 
-def test_stage_two_config_layers_on_phantom_pretrain(capsys):
-    """The shipped model's second stage (README): phantom_pretrain.yaml with phantom_pretrain_2048.yaml on top
-    trains the same model at 2048 points from stage 1's weights, into its own folder."""
+@pytest.mark.parametrize("stage_one", ["phantom_pretrain", "quickstart"])
+def test_stage_two_config_layers_on_stage_one(capsys, stage_one):
+    """The second stage of the shipped model and of the quickstart (README, make demo): <stage1>.yaml with
+    <stage1>_2048.yaml on top trains the same model at 2048 points from stage 1's weights, into its own folder."""
     with pytest.raises(SystemExit) as exit_info:
-        main([str(CONFIGS / "phantom_pretrain.yaml"), "--config", str(CONFIGS / "phantom_pretrain_2048.yaml"),
-              "--print_config"])
+        main([str(CONFIGS / f"{stage_one}.yaml"), "--config", str(CONFIGS / f"{stage_one}_2048.yaml"), "--print_config"])
     assert exit_info.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["data"]["num_points"] == 2048
-    assert printed["model"]["init_from"] == "outputs/phantom_pretrain/last.ckpt"
+    assert printed["model"]["init_from"] == f"outputs/{stage_one}/last.ckpt"
     assert printed["model"]["denoiser_kwargs"]["surface_neighbors"] == 16  # the stage-1 model, unchanged
-    assert printed["trainer"]["default_root_dir"] == "outputs/phantom_pretrain_2048"
-    assert all("phantom_pretrain_2048" in cb["init_args"]["dirpath"] for cb in printed["trainer"]["callbacks"])
+    assert printed["trainer"]["default_root_dir"] == f"outputs/{stage_one}_2048"
+    assert all(f"{stage_one}_2048" in cb["init_args"]["dirpath"] for cb in printed["trainer"]["callbacks"] if "dirpath" in cb["init_args"])
