@@ -15,7 +15,10 @@ quickstart's sampler, against the true scans of those spines:
 * **set**: 1-NNA-CD and COV-CD (generated vs true test set, normalised spine frame);
 * **paired**: Chamfer distance (mm, mean of both directions) to the true scan of the same spine;
 * **spine**: mean lateral deviation of the back's own midline from the requested ESL, and the requested
-  ESL's mean distance to the nearest generated point (mm), at ``--eval-points``.
+  ESL's mean distance to the nearest generated point (mm), at ``--eval-points``;
+* **rotation**: does the back carry the rib hump / lumbar prominence of its spine's vertebral rotation? The
+  left-right depth asymmetry beside the ESL against the true scan's (:func:`pcdiff.metrics.spine.asymmetry_agreement`):
+  median over backs of the profiles' correlation and of their amplitude ratio (1 = as pronounced).
 
 The floor row is a second phantom draw of each test spine: what the true distribution scores.
 Writes ``benchmarks/results/<stem>.json`` and ``<stem>.md``.
@@ -37,7 +40,7 @@ import torch
 from benchmarks.fidelity import MODES, collect, floor_draws, phantom_modules
 from benchmarks.reporting import command_line, hardware_info, markdown_table, timer, write_results
 from benchmarks.sampling import sample_backs
-from benchmarks.scoring import paired_distances, spine_scores
+from benchmarks.scoring import asymmetry_scores, paired_distances, spine_scores
 from benchmarks.training import (
     BENCHMARK_MODEL_OVERRIDES,
     CONFIGS_DIR,
@@ -119,6 +122,8 @@ def score_row(backs: torch.Tensor, test: Any, emd: bool = False) -> dict[str, An
         ok = np.isfinite(values)
         row[key] = float(values[ok].mean()) if ok.any() else float("nan")
     row["spine_metric_failed"] = int((~np.isfinite(cond["lateral_mm"])).sum())
+    for key, values in asymmetry_scores(backs_mm, to_mm(test.points, test.center, test.scale), test.esl_mm).items():
+        row[key] = float(np.nanmedian(values)) if np.isfinite(values).any() else float("nan")
     row.update(judge_row(backs_mm, test.esl_mm))
     return row
 
@@ -160,6 +165,18 @@ def parse_row_sampler(spec: str) -> tuple[str, tuple[str, int, dict[str, Any]]]:
     return label, (parts[0], int(parts[1]), {"use_karras_sigmas": True} if len(parts) == 3 else {})
 
 
+def parse_row_guidance(spec: str) -> tuple[str, float]:
+    """``LABEL=SCALE`` -> (label, scale), e.g. ``g2=2.0``; a scale must be a number >= 0."""
+    label, _, value = spec.partition("=")
+    try:
+        scale = float(value)
+    except ValueError:
+        scale = -1.0
+    if not label or scale < 0:
+        raise argparse.ArgumentTypeError(f"--row-guidance {spec!r}: expected LABEL=SCALE with SCALE >= 0, e.g. g2=2.0")
+    return label, scale
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="*", default=None, choices=sorted(VARIANTS),
@@ -187,6 +204,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         metavar="LABEL=SAMPLER:STEPS[:karras]",
                         help="sample this row with its own sampler instead of --sampler/--steps/--karras, to compare "
                              "samplers side by side on one checkpoint (e.g. reference=ddpm:1000, fast=dpm++:20:karras)")
+    parser.add_argument("--row-guidance", action="append", default=[], type=parse_row_guidance, metavar="LABEL=SCALE",
+                        help="sample this row with classifier-free guidance at SCALE (default 1: conditional only), "
+                             "e.g. two labels on one checkpoint to compare scales side by side")
     parser.add_argument("--density-scaled-skip", nargs="*", default=[], metavar="VARIANT",
                         help="rows (checkpoint labels) whose local-plane skip fits its plane over k scaled with the "
                              "point count (k x N / --train-points) instead of a fixed k")
@@ -215,6 +235,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sampler_kwargs = {"use_karras_sigmas": True} if args.karras else {}
     checkpoints = dict(spec.split("=", 1) for spec in args.checkpoint)
     row_samplers = dict(args.row_sampler)
+    row_guidance = dict(args.row_guidance)
 
     base = dataclasses.replace(
         MODES["quick"], num_points=args.train_points, train_scans=args.train_scans, test_scans=args.test_scans,
@@ -231,9 +252,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     true_surface = score_surface(to_mm(test.points, test.center, test.scale))
     variants = args.variants if args.variants is not None else ([] if checkpoints else list(VARIANTS))
     names = variants + [label for label in checkpoints if label not in variants]
-    unknown = sorted(set(row_samplers) - set(names))
+    unknown = sorted((set(row_samplers) | set(row_guidance)) - set(names))
     if unknown:
-        raise SystemExit(f"--row-sampler names rows that do not exist: {unknown}; rows: {names}")
+        raise SystemExit(f"--row-sampler / --row-guidance name rows that do not exist: {unknown}; rows: {names}")
     if args.save_backs is not None and any((args.save_backs / f"{name}.npz").exists() for name in names):
         raise SystemExit(f"--save-backs {args.save_backs} already holds backs of these rows; choose another folder")
     for name in names:
@@ -257,10 +278,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         loads.append(os.getloadavg()[0])
         row_sampler, row_steps, row_kwargs = row_samplers.get(name, (sampler, steps, sampler_kwargs))
         backs, sample_s = sample_backs(module, test.spine, num_points=args.eval_points, sampler=row_sampler,
-                                       num_inference_steps=row_steps, sampler_kwargs=row_kwargs, seed=0)
+                                       num_inference_steps=row_steps, sampler_kwargs=row_kwargs,
+                                       guidance_scale=row_guidance.get(name, 1.0), seed=0)
         if args.save_backs is not None:
             save_backs(args.save_backs / f"{name}.npz", to_mm(backs, test.center, test.scale), test)
         sampled_with = f"{row_sampler} x {row_steps}{' Karras' if row_kwargs.get('use_karras_sigmas') else ''}"
+        if name in row_guidance:
+            sampled_with += f", guidance {row_guidance[name]:g}"
         row = {"variant": name, "change": change, "sampler": sampled_with, "train_s": train_s, "sample_s": sample_s,
                "load_1min": max(loads), **score_row(backs, test, args.emd)}
         log.info("%s: %s", name, {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
@@ -268,13 +292,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     columns = [
         ("variant", "variant", ""), ("change", "change", ""),
-        *([("sampler", "sampler", "")] if row_samplers else []),
+        *([("sampler", "sampler", "")] if row_samplers or row_guidance else []),
         ("surface_variation", "surface var.", ".4f"), ("depth_extent_mm", "depth 1-99% (mm)", ".0f"),
         ("width_extent_mm", "width 1-99% (mm)", ".0f"),
         ("1-NNA-CD", "1-NNA-CD %", ".1f"), ("COV-CD", "COV-CD %", ".1f"),
         *([("1-NNA-EMD", "1-NNA-EMD %", ".1f"), ("COV-EMD", "COV-EMD %", ".1f")] if args.emd else []),
         ("paired_cd_mm", "paired CD (mm)", ".1f"),
         ("lateral_mm", "midline lateral (mm)", ".1f"), ("esl_to_surface_mm", "ESL to surface (mm)", ".1f"),
+        ("asym_corr", "rotation: asym. corr.", ".2f"), ("asym_amplitude_ratio", "rotation: asym. amplitude", ".2f"),
         ("judge_lateral_mm", "judge: ESL lateral (mm)", ".1f"), ("judge_cobb_deg", "judge: ESL Cobb diff. (deg)", ".1f"),
         ("train_s", "train (s)", ".0f"), ("sample_s", "sample (s)", ".0f"), ("load_1min", "load", ".1f"),
     ]

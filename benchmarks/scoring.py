@@ -75,6 +75,30 @@ def spine_scores(backs_mm: torch.Tensor, lines_mm: Sequence[np.ndarray]) -> dict
     return {"lateral_mm": lateral, "esl_to_surface_mm": surface}
 
 
+def asymmetry_scores(
+    backs_mm: torch.Tensor, references_mm: torch.Tensor, lines_mm: Sequence[np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Does each back carry its spine's rotation? Per back, :func:`pcdiff.metrics.spine.asymmetry_agreement`
+    against the reference back of the same spine (the true scan).
+
+    Args:
+        backs_mm: (B, N, 3) backs in mm; references_mm: (B, M, 3) the true backs of the same spines, mm.
+        lines_mm: B ESLs, each (L, 3) mm.
+
+    Returns:
+        ``asym_corr`` (B,) and ``asym_amplitude_ratio`` (B,) (NaN where a profile is flat).
+    """
+    from pcdiff.metrics.spine import asymmetry_agreement
+
+    if not backs_mm.shape[0] == references_mm.shape[0] == len(lines_mm):
+        raise ValueError(f"asymmetry_scores: {backs_mm.shape[0]} backs, {references_mm.shape[0]} references, {len(lines_mm)} lines")
+    scores = [
+        asymmetry_agreement(back, ref, line)
+        for back, ref, line in zip(backs_mm.double().numpy(), references_mm.double().numpy(), lines_mm)
+    ]
+    return {key: np.array([s[key] for s in scores]) for key in ("asym_corr", "asym_amplitude_ratio")}
+
+
 def summarize(values: np.ndarray) -> dict[str, float]:
     """Mean, standard deviation and median of a 1-D array (NaN-free; raises otherwise)."""
     values = np.asarray(values, dtype=float)

@@ -35,6 +35,20 @@ def test_row_sampler_parses_label_sampler_steps_and_karras_and_refuses_malformed
             parse_row_sampler(bad)
 
 
+def test_row_guidance_parses_label_and_scale_and_refuses_malformed_specs():
+    import argparse
+
+    import pytest
+
+    from benchmarks.generator_ablation import parse_row_guidance
+
+    assert parse_row_guidance("g2=2.0") == ("g2", 2.0)
+    assert parse_row_guidance("plain=1") == ("plain", 1.0)
+    for bad in ("2.0", "=2", "g=", "g=two", "g=-1"):
+        with pytest.raises(argparse.ArgumentTypeError, match="LABEL=SCALE"):
+            parse_row_guidance(bad)
+
+
 def test_save_backs_writes_backs_beside_the_true_scans_and_never_overwrites(tmp_path):
     from types import SimpleNamespace
 
@@ -52,3 +66,20 @@ def test_save_backs_writes_backs_beside_the_true_scans_and_never_overwrites(tmp_
     assert saved["esl_mm_1"].shape == (6, 3)
     with pytest.raises(FileExistsError):
         save_backs(tmp_path / "row.npz", backs, test)
+
+
+def test_asymmetry_scores_tell_a_back_of_the_same_spine_from_one_of_another_spine():
+    """A second phantom of the same spine (another body, same vertebral rotation) carries the reference's rotation
+    profile; a back of another curved spine, read along the reference's line, does not."""
+    from benchmarks.scoring import asymmetry_scores
+    from pcdiff.data.phantom import SpineParams, generate_phantom as draw
+
+    scans = [draw(seed, 4096) for seed in range(40)]
+    curved = sorted(scans, key=lambda s: -float(s.meta["cobb"]))[:2]  # the two largest curves of 40 draws
+    twins = [draw([99, i], 4096, params=SpineParams(**s.meta["phantom"]["spine"])) for i, s in enumerate(curved)]
+    refs = torch.as_tensor(np.stack([s.points for s in curved]), dtype=torch.float32)
+    same = asymmetry_scores(torch.as_tensor(np.stack([t.points for t in twins]), dtype=torch.float32), refs,
+                            [s.esl for s in curved])
+    other = asymmetry_scores(refs.flip(0), refs, [s.esl for s in curved])
+    assert (same["asym_corr"] > 0.8).all() and (same["asym_amplitude_ratio"] > 0.5).all()
+    assert (other["asym_corr"] < same["asym_corr"] - 0.3).all()

@@ -152,3 +152,24 @@ def test_init_from_a_training_checkpoint_loads_its_ema_denoiser(checkpoint):
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     ema = {k[len("ema.module."):]: v for k, v in state.items() if k.startswith("ema.module.")}
     assert weights.keys() == ema.keys() and all(torch.equal(weights[k], ema[k]) for k in ema)
+
+
+def test_load_widened_switches_on_spine_relative_features_without_changing_the_function():
+    """Fine-tuning a PVCNN with spine-relative inputs from weights without them: the widened input layer starts
+    with zero weight on the new features, so the network computes what the old one did; a real mismatch
+    (another width) is refused with the tensor's name."""
+    from pcdiff.diffusion.module import load_widened
+    from pcdiff.diffusion.testing import TINY_DENOISERS
+    from pcdiff.models import build_denoiser
+
+    torch.manual_seed(0)
+    old = build_denoiser("pvcnn", **TINY_DENOISERS["pvcnn"]).eval()
+    new = build_denoiser("pvcnn", **{**TINY_DENOISERS["pvcnn"], "spine_relative": True}).eval()
+    widened = load_widened(new, old.state_dict())
+    assert widened == ["input_proj.weight"]
+    sample, spine = torch.randn(2, 64, 3), torch.randn(2, 8, 3).sort(dim=1, descending=True).values
+    with torch.no_grad():
+        torch.testing.assert_close(new(sample, 10, spine).sample, old(sample, 10, spine).sample)
+    wider = build_denoiser("pvcnn", **{**TINY_DENOISERS["pvcnn"], "width": TINY_DENOISERS["pvcnn"]["width"] * 2})
+    with pytest.raises(RuntimeError, match="not a widening"):
+        load_widened(wider, old.state_dict())

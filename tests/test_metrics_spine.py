@@ -90,3 +90,27 @@ def test_real_scans_floor(pcdare_dir):
         assert res["esl_surface_mean"] < 6.0
         lat.append(res["lateral_dev_median"])
     assert np.median(lat) < 10.0, lat  # 4-6 mm typical (see the report); not zero: surface rotation
+
+
+def _turned_back(twist, num=8000, seed=0):
+    """Points (N, 3) mm of a 300 mm wide, 400 mm tall back turned about y by ``twist(y)`` (z = twist(y) * x)."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.uniform(-150, 150, num), rng.uniform(0, 400, num)
+    return np.stack([x, y, twist(y) * x], axis=1)
+
+
+def test_asymmetry_agreement_compares_the_rotation_profiles_beside_the_line():
+    from pcdiff.metrics.spine import asymmetry_agreement
+
+    line = np.stack([np.zeros(40), np.linspace(380, 20, 40), np.zeros(40)], axis=1)
+    hump = lambda y: 0.1 * np.sin(y / 400 * 2 * np.pi)  # noqa: E731 - a thoracic and a lumbar prominence
+    reference = _turned_back(hump, seed=1)
+    same = asymmetry_agreement(_turned_back(hump, seed=2), reference, line)
+    assert same["asym_corr"] > 0.95 and same["asym_amplitude_ratio"] == pytest.approx(1.0, abs=0.1)
+    assert same["asym_reference_sd_mm"] == pytest.approx(2 * 50 * 0.1 / np.sqrt(2), rel=0.15)
+    half = asymmetry_agreement(_turned_back(lambda y: 0.5 * hump(y) + 0.05, seed=3), reference, line)
+    assert half["asym_corr"] > 0.95 and half["asym_amplitude_ratio"] == pytest.approx(0.5, abs=0.08)  # the constant twist is not counted
+    mirrored = asymmetry_agreement(_turned_back(lambda y: -hump(y), seed=4), reference, line)
+    assert mirrored["asym_corr"] < -0.95
+    flat = asymmetry_agreement(_turned_back(lambda y: 0 * y, seed=5), reference, line)
+    assert flat["asym_amplitude_ratio"] < 0.05

@@ -70,6 +70,43 @@ def initial_denoiser_weights(path: str | Path) -> dict[str, torch.Tensor]:
     raise ValueError(f"model.init_from={str(path)!r}: checkpoint holds no denoiser weights")
 
 
+def load_widened(denoiser: torch.nn.Module, weights: dict[str, torch.Tensor]) -> list[str]:
+    """Load ``weights`` into ``denoiser``, widening input layers that now take more features, function-preserving.
+
+    A denoiser that gains per-point input features (e.g. ``spine_relative``, appended after the coordinates'
+    Fourier features) has input layers with more columns than the weights it starts from. Those layers get
+    the old weights in their first columns and zeros in the new ones, so the widened network computes exactly
+    what the old one did until training moves the new weights (the zero-initialised extra input channels of
+    Diffusers' inpainting fine-tunes). Every other tensor must match exactly.
+
+    Args:
+        denoiser: the new network. weights: the old network's state dict.
+
+    Returns:
+        The names of the widened tensors (empty when every shape matched).
+
+    Raises:
+        RuntimeError: a missing or unexpected tensor, or a shape that is not a widening of the input dim
+            (dim 1) of a tensor with the same output dim.
+    """
+    own = denoiser.state_dict()
+    widened, merged = [], dict(weights)
+    for key, old in weights.items():
+        new = own.get(key)
+        if new is None or new.shape == old.shape:
+            continue
+        if new.dim() != old.dim() or new.dim() < 2 or new.shape[0] != old.shape[0] or new.shape[2:] != old.shape[2:] \
+                or new.shape[1] < old.shape[1]:
+            raise RuntimeError(f"init_from: {key} has shape {tuple(old.shape)} in the weights and {tuple(new.shape)} "
+                               "in this denoiser, which is not a widening of its inputs; check the denoiser settings")
+        grown = torch.zeros_like(new)
+        grown[:, : old.shape[1]] = old
+        merged[key] = grown
+        widened.append(key)
+    denoiser.load_state_dict(merged)
+    return widened
+
+
 class PointDiffusion(L.LightningModule):
     """Denoising diffusion on back-surface point clouds, conditioned on spinal-line keypoints.
 
@@ -114,7 +151,8 @@ class PointDiffusion(L.LightningModule):
         init_from: fine-tune: start the denoiser (and its EMA) from these weights, a training checkpoint
             (``.ckpt``, its EMA weights when it has them) or an exported pipeline folder. Unlike
             ``--ckpt_path``, the optimiser, LR schedule and step count start afresh. The denoiser settings
-            must match the weights' (the error names the first mismatching tensor).
+            must match the weights', except that new per-point input features (``spine_relative``) may be
+            switched on: their input weights start at zero (:func:`load_widened`).
     """
 
     def __init__(
@@ -176,7 +214,9 @@ class PointDiffusion(L.LightningModule):
 
         self.denoiser = build_denoiser(denoiser, **(denoiser_kwargs or {}))
         if init_from is not None:
-            self.denoiser.load_state_dict(initial_denoiser_weights(init_from))
+            widened = load_widened(self.denoiser, initial_denoiser_weights(init_from))
+            if widened:
+                log.info("init_from: new input features start at zero weight in %s", ", ".join(widened))
         self.ema = make_ema(self.denoiser, ema_decay) if ema_decay else None
         self._ema_step = -1
 

@@ -241,3 +241,57 @@ def spine_conditioning_metrics(
     lat = lateral_deviation_to_surface(points, line, num_slices=num_slices, estimator=estimator)
     out.update({k: lat[k] for k in ("lateral_dev_mean", "lateral_dev_max", "lateral_dev_median", "valid_slices")})
     return out
+
+
+def asymmetry_agreement(
+    points: np.ndarray,
+    reference: np.ndarray,
+    line: np.ndarray,
+    *,
+    distance_mm: float = 50.0,
+    radius_mm: float | None = None,
+    num_keypoints: int = 64,
+    trim: float = 0.1,
+) -> dict[str, float]:
+    """Does a back carry the rib hump / lumbar prominence of its spine? Its left-right depth asymmetry beside
+    the ESL against that of a reference back of the same spine (e.g. the true scan).
+
+    Vertebral rotation turns the trunk's cross-section: beside a curve's apex one side of the back stands out
+    towards the scanner. Both backs' asymmetry profiles are read at the same ``num_keypoints`` keypoints of
+    ``line`` (:func:`pcdiff.estimator.isl_offset.surface_asymmetry`: depth at ``+distance_mm`` minus depth at
+    ``-distance_mm`` in x), ``trim`` of the keypoints dropped at each end (neck and pelvis, where the
+    patches leave the back) and each profile centred along the line (a constant twist of the posture is not
+    the spine's). A back whose surface does not follow the rotation of its spine has a flat profile or one
+    uncorrelated with the reference's.
+
+    Args:
+        points: (N, 3) mm the back to judge; reference: (M, 3) mm a back of the same spine; line: (L, 3) mm
+            its ESL (either direction), in the backs' frame.
+        distance_mm: lateral distance of the compared patches from the line.
+        radius_mm: x-y radius of each depth patch; None: ``6 mm * sqrt(16384 / min(N, M))`` (~17 mm at
+            2048 points, ~10 points per patch; fixed-size patches go empty on sparse backs).
+        num_keypoints, trim: keypoints of the profile and the share dropped at each end.
+
+    Returns:
+        ``asym_corr``: Pearson correlation of the two centred profiles (NaN where either is flat);
+        ``asym_amplitude_ratio``: SD of the back's profile over the reference's (1: as pronounced);
+        ``asym_reference_sd_mm``: the reference profile's SD (mm), the size of what is being matched.
+    """
+    from pcdiff.estimator.isl_offset import surface_asymmetry  # the estimator's own reader of the rotation
+
+    points, line = _check(points, line)
+    reference, _ = _check(reference, line)
+    if radius_mm is None:
+        radius_mm = 6.0 * float(np.sqrt(16384 / min(len(points), len(reference))))
+    keypoints = resample_polyline(line, num_keypoints).astype(np.float64)
+    cut = int(round(trim * num_keypoints))
+    keypoints = keypoints[cut : num_keypoints - cut]
+    profiles = [surface_asymmetry(p, keypoints, distance_mm, radius_mm) for p in (points, reference)]
+    back, ref = (p - p.mean() for p in profiles)
+    back_sd, ref_sd = float(back.std()), float(ref.std())
+    corr = float(np.dot(back, ref) / (len(back) * back_sd * ref_sd)) if back_sd > 0 and ref_sd > 0 else float("nan")
+    return {
+        "asym_corr": corr,
+        "asym_amplitude_ratio": back_sd / ref_sd if ref_sd > 0 else float("nan"),
+        "asym_reference_sd_mm": ref_sd,
+    }
