@@ -50,7 +50,7 @@ import torch
 from benchmarks.reporting import DEFAULT_PCDARE, RESULTS_DIR, ROOT, command_line, markdown_table, write_results
 from benchmarks.retrieval import nearest_spines
 from benchmarks.sampling import sample_backs
-from benchmarks.scoring import paired_distances, spine_scores, summarize
+from benchmarks.scoring import asymmetry_scores, paired_distances, spine_scores, summarize
 from benchmarks.training import CONFIGS_DIR, read_train_config, start_run, train_with_cli
 from pcdiff.geometry.frames import to_mm
 
@@ -123,9 +123,12 @@ def stack(dataset: Any) -> dict[str, Any]:
 
 
 def evaluate(backs: torch.Tensor, real: dict[str, Any], esl_mm: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """Per-subject distances of candidate backs (S, N, 3, normalised, requested frame) to the real backs, and
+    """Per-subject distances of candidate backs (S, N, 3, normalised, requested frame) to the real backs, whether
+    they carry the real back's rotation asymmetry beside its ESL (:func:`~benchmarks.scoring.asymmetry_scores`), and
     :func:`surface_scores`."""
     out = paired_distances(backs, real["points"], real["scale"], emd=True)
+    out.update(asymmetry_scores(to_mm(backs, real["center"], real["scale"]),
+                                to_mm(real["points"], real["center"], real["scale"]), esl_mm))
     out.update(surface_scores(backs, real, esl_mm))
     return out
 
@@ -253,7 +256,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         gen_scores = [evaluate(backs[j * q : (j + 1) * q], real, esl_mm) for j in range(s.samples)]
         ret_scores = evaluate(retrieved, real, esl_mm)
         # the real back itself, the reference for thickness and ESL; its distances to itself are 0 by definition
-        own_scores = {**{k: np.zeros(q) for k in ret_scores}, **surface_scores(real["points"], real, esl_mm)}
+        own_scores = {**{k: np.zeros(q) for k in ret_scores}, "asym_corr": np.ones(q), "asym_amplitude_ratio": np.ones(q),
+                      **surface_scores(real["points"], real, esl_mm)}
         for i, name in enumerate(real["names"]):
             row = {"fold": f, "subject": name, "retrieved": bank["names"][int(idx[i])],
                    "retrieval_line_rms_mm": float(dist[i] * real["scale"][i])}
@@ -307,7 +311,7 @@ def summarize_rows(rows: list[dict[str, Any]], pooled: dict[str, list[torch.Tens
             ok = np.isfinite(values)  # NaN: the spine metric could not be measured on that back (counted)
             out[who][k] = {**summarize(values[ok]), "unmeasurable": int((~ok).sum())} if ok.any() else {"unmeasurable": len(values)}
     out["generator_wins"] = {k: int(sum(r[f"gen_{k}"] < r[f"ret_{k}"] for r in rows))
-                             for k in keys if k not in ("depth_extent_mm", "surface_variation")}
+                             for k in keys if k not in ("depth_extent_mm", "surface_variation", "asym_corr", "asym_amplitude_ratio")}
     out["subjects"] = len(rows)
     for who in ("generated", "retrieval"):
         per_fold = [generation_metrics(c, real, metrics=("1nna",), emd_method="exact")
@@ -337,6 +341,7 @@ COLUMNS = [
     ("what", "", ""), ("chamfer_mm", "CD mm", ".2f"), ("emd_mm", "EMD mm", ".2f"), ("chamfer_sq", "CD (norm., sq.)", ".2e"),
     ("lateral_mm", "lateral dev. to real ESL mm", ".2f"), ("esl_to_surface_mm", "real ESL to surface mm", ".2f"),
     ("depth_extent_mm", "depth 1-99% mm", ".0f"), ("surface_variation", "surface var.", ".3f"),
+    ("asym_corr", "rotation: asym. corr.", ".2f"), ("asym_amplitude_ratio", "rotation: asym. amplitude", ".2f"),
     ("unmeasurable", "unmeasurable", "d"),
     ("fold 1-NNA-CD", "1-NNA-CD % (per fold)", ".1f"), ("fold 1-NNA-EMD", "1-NNA-EMD % (per fold)", ".1f"),
     ("pooled 1-NNA-CD", "1-NNA-CD % (pooled)", ".1f"), ("pooled 1-NNA-EMD", "1-NNA-EMD % (pooled)", ".1f"),
