@@ -20,7 +20,9 @@ quickstart's sampler, against the true scans of those spines:
   left-right depth asymmetry beside the ESL against the true scan's (:func:`pcdiff.metrics.spine.asymmetry_agreement`):
   median over backs of the profiles' correlation and of their amplitude ratio (1 = as pronounced).
 
-The floor row is a second phantom draw of each test spine: what the true distribution scores.
+The floor row is a second phantom draw of each test spine: what the true distribution scores. ``--second-seed``
+samples every row again from other noise: the spread between noise draws, and whether the back's twist is set by
+its spine or by the noise.
 Writes ``benchmarks/results/<stem>.json`` and ``<stem>.md``.
 """
 
@@ -139,6 +141,21 @@ def judge_row(backs_mm: torch.Tensor, esl_mm: list[np.ndarray]) -> dict[str, flo
             "judge_failed": int(judged["n_failed"])}
 
 
+def second_seed_row(backs_seed1: torch.Tensor, backs: torch.Tensor, test: Any) -> dict[str, float]:
+    """A row's second noise draw (S, N, 3, normalised, one back per test spine): its 1-NNA-CD and rotation correlation
+    against the true scans, and the median correlation of its rotation profiles with the first draw's."""
+    from pcdiff.metrics.generation import generation_metrics
+
+    second_mm = to_mm(backs_seed1, test.center, test.scale)
+    true = asymmetry_scores(second_mm, to_mm(test.points, test.center, test.scale), test.esl_mm)
+    draws = asymmetry_scores(second_mm, to_mm(backs, test.center, test.scale), test.esl_mm)
+    return {
+        "seed1_1-NNA-CD": generation_metrics(backs_seed1, test.points, distances=("cd",), metrics=("1nna",))["1-NNA-CD"],
+        "seed1_asym_corr": float(np.nanmedian(true["asym_corr"])),
+        "asym_corr_between_seeds": float(np.nanmedian(draws["asym_corr"])),
+    }
+
+
 def save_backs(path: Path, backs_mm: torch.Tensor, test: Any) -> None:
     """Write one row's backs (S, N, 3) mm beside the true test scans (mm), requested ESLs (mm) and spine names.
 
@@ -207,6 +224,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--row-guidance", action="append", default=[], type=parse_row_guidance, metavar="LABEL=SCALE",
                         help="sample this row with classifier-free guidance at SCALE (default 1: conditional only), "
                              "e.g. two labels on one checkpoint to compare scales side by side")
+    parser.add_argument("--second-seed", action="store_true",
+                        help="sample every row again from other noise (seed 1): its 1-NNA-CD and rotation correlation "
+                             "(the spread between noise draws), and how far the two draws' rotation profiles agree "
+                             "(1: the twist of the back is set by the spine; ~0: by the noise)")
     parser.add_argument("--density-scaled-skip", nargs="*", default=[], metavar="VARIANT",
                         help="rows (checkpoint labels) whose local-plane skip fits its plane over k scaled with the "
                              "point count (k x N / --train-points) instead of a fixed k")
@@ -277,9 +298,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
         loads.append(os.getloadavg()[0])
         row_sampler, row_steps, row_kwargs = row_samplers.get(name, (sampler, steps, sampler_kwargs))
-        backs, sample_s = sample_backs(module, test.spine, num_points=args.eval_points, sampler=row_sampler,
-                                       num_inference_steps=row_steps, sampler_kwargs=row_kwargs,
-                                       guidance_scale=row_guidance.get(name, 1.0), seed=0)
+        draw = dict(num_points=args.eval_points, sampler=row_sampler, num_inference_steps=row_steps,
+                    sampler_kwargs=row_kwargs, guidance_scale=row_guidance.get(name, 1.0))
+        backs, sample_s = sample_backs(module, test.spine, seed=0, **draw)
         if args.save_backs is not None:
             save_backs(args.save_backs / f"{name}.npz", to_mm(backs, test.center, test.scale), test)
         sampled_with = f"{row_sampler} x {row_steps}{' Karras' if row_kwargs.get('use_karras_sigmas') else ''}"
@@ -287,6 +308,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             sampled_with += f", guidance {row_guidance[name]:g}"
         row = {"variant": name, "change": change, "sampler": sampled_with, "train_s": train_s, "sample_s": sample_s,
                "load_1min": max(loads), **score_row(backs, test, args.emd)}
+        if args.second_seed:
+            row.update(second_seed_row(sample_backs(module, test.spine, seed=1, **draw)[0], backs, test))
         log.info("%s: %s", name, {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
         rows.append(row)
 
@@ -300,6 +323,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ("paired_cd_mm", "paired CD (mm)", ".1f"),
         ("lateral_mm", "midline lateral (mm)", ".1f"), ("esl_to_surface_mm", "ESL to surface (mm)", ".1f"),
         ("asym_corr", "rotation: asym. corr.", ".2f"), ("asym_amplitude_ratio", "rotation: asym. amplitude", ".2f"),
+        *([("seed1_1-NNA-CD", "seed 1: 1-NNA-CD %", ".1f"), ("seed1_asym_corr", "seed 1: asym. corr.", ".2f"),
+           ("asym_corr_between_seeds", "asym. corr. seed 0 vs 1", ".2f")] if args.second_seed else []),
         ("judge_lateral_mm", "judge: ESL lateral (mm)", ".1f"), ("judge_cobb_deg", "judge: ESL Cobb diff. (deg)", ".1f"),
         ("train_s", "train (s)", ".0f"), ("sample_s", "sample (s)", ".0f"), ("load_1min", "load", ".1f"),
     ]

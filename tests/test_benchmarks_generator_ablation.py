@@ -83,3 +83,20 @@ def test_asymmetry_scores_tell_a_back_of_the_same_spine_from_one_of_another_spin
     other = asymmetry_scores(refs.flip(0), refs, [s.esl for s in curved])
     assert (same["asym_corr"] > 0.8).all() and (same["asym_amplitude_ratio"] > 0.5).all()
     assert (other["asym_corr"] < same["asym_corr"] - 0.3).all()
+
+
+def test_second_seed_row_compares_two_noise_draws_of_a_row():
+    """Two draws with the same rotation profile agree (correlation 1 between seeds); the keys the table shows exist."""
+    from types import SimpleNamespace
+
+    from benchmarks.generator_ablation import second_seed_row
+    from pcdiff.data.phantom import generate_phantom as draw
+
+    scans = sorted((draw(seed, 2048) for seed in range(20)), key=lambda s: -float(s.meta["cobb"]))[:3]
+    points = torch.as_tensor(np.stack([s.points for s in scans]), dtype=torch.float32)
+    test = SimpleNamespace(points=points, center=torch.zeros(3, 3), scale=torch.ones(3), esl_mm=[s.esl for s in scans])
+    row = second_seed_row(points.clone(), points, test)
+    assert set(row) == {"seed1_1-NNA-CD", "seed1_asym_corr", "asym_corr_between_seeds"}
+    assert np.isclose(row["asym_corr_between_seeds"], 1.0) and np.isclose(row["seed1_asym_corr"], 1.0)
+    shuffled = second_seed_row(points.flip(0), points, test)
+    assert shuffled["asym_corr_between_seeds"] < 0.9
