@@ -31,45 +31,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from pcdiff.estimator.furrow import trunk_centre_and_width
 from pcdiff.geometry.polyline import orient_top_down, resample_polyline
-
-#: Lateral distance (mm) either side of the ESL at which the back's depths are compared.
-ASYMMETRY_DISTANCE_MM = 50.0
-#: Radius (mm, in x-y) of the surface patch whose median depth is read at each side.
-ASYMMETRY_RADIUS_MM = 6.0
+# the reader of the rotation asymmetry is a surface measurement, shared with the generator's metrics
+from pcdiff.metrics.spine import ASYMMETRY_DISTANCE_MM, ASYMMETRY_RADIUS_MM, surface_asymmetry  # noqa: F401
 
 
 def trunk_width_mm(points: np.ndarray, top: float, bottom: float, num_bands: int = 16) -> float:
     """Median width (mm) of the trunk over ``num_bands`` bands between heights ``top`` and ``bottom`` (mm):
     per band the spread of the 5th to 95th percentile of the points' x. ``points`` (N, 3) mm."""
     return trunk_centre_and_width(np.asarray(points, dtype=np.float64), np.linspace(top, bottom, num_bands))[1]
-
-
-def surface_asymmetry(
-    points: np.ndarray, line: np.ndarray, distance_mm: float = ASYMMETRY_DISTANCE_MM, radius_mm: float = ASYMMETRY_RADIUS_MM
-) -> np.ndarray:
-    """Left-right depth asymmetry (K,) mm of the back beside each point of ``line`` (K, 3) mm.
-
-    ``z(x + d, y) - z(x - d, y)`` with ``d = distance_mm``, each z the median depth of the scan ``points``
-    (N, 3) mm within ``radius_mm`` in x-y (positive: the subject's right side, +x, stands out towards the
-    scanner, e.g. a right rib hump). Points without scan on either side are filled by linear interpolation
-    along the line (0 when none has both sides)."""
-    points = np.asarray(points, dtype=np.float64)
-    line = np.asarray(line, dtype=np.float64)
-    tree = cKDTree(points[:, :2])
-    out = np.full(len(line), np.nan)
-    for k, (x, y, _) in enumerate(line):
-        right = tree.query_ball_point([x + distance_mm, y], radius_mm)
-        left = tree.query_ball_point([x - distance_mm, y], radius_mm)
-        if len(right) >= 3 and len(left) >= 3:
-            out[k] = np.median(points[right, 2]) - np.median(points[left, 2])
-    ok = np.isfinite(out)
-    if not ok.any():
-        return np.zeros(len(line))
-    return np.interp(np.arange(len(line)), np.flatnonzero(ok), out[ok])
 
 
 @dataclass(frozen=True)

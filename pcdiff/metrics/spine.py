@@ -34,6 +34,11 @@ MidlineEstimator = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 MIN_SLICE_POINTS = 30
 
+#: Lateral distance (mm) either side of the ESL at which the back's depths are compared.
+ASYMMETRY_DISTANCE_MM = 50.0
+#: Radius (mm, in x-y) of the surface patch whose median depth is read at each side.
+ASYMMETRY_RADIUS_MM = 6.0
+
 
 def _check(points: np.ndarray, line: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     points, line = np.asarray(points, dtype=np.float64), np.asarray(line, dtype=np.float64)
@@ -243,6 +248,30 @@ def spine_conditioning_metrics(
     return out
 
 
+def surface_asymmetry(
+    points: np.ndarray, line: np.ndarray, distance_mm: float = ASYMMETRY_DISTANCE_MM, radius_mm: float = ASYMMETRY_RADIUS_MM
+) -> np.ndarray:
+    """Left-right depth asymmetry (K,) mm of the back beside each point of ``line`` (K, 3) mm.
+
+    ``z(x + d, y) - z(x - d, y)`` with ``d = distance_mm``, each z the median depth of the scan ``points``
+    (N, 3) mm within ``radius_mm`` in x-y (positive: the subject's right side, +x, stands out towards the
+    scanner, e.g. a right rib hump). Points without scan on either side are filled by linear interpolation
+    along the line (0 when none has both sides)."""
+    points = np.asarray(points, dtype=np.float64)
+    line = np.asarray(line, dtype=np.float64)
+    tree = cKDTree(points[:, :2])
+    out = np.full(len(line), np.nan)
+    for k, (x, y, _) in enumerate(line):
+        right = tree.query_ball_point([x + distance_mm, y], radius_mm)
+        left = tree.query_ball_point([x - distance_mm, y], radius_mm)
+        if len(right) >= 3 and len(left) >= 3:
+            out[k] = np.median(points[right, 2]) - np.median(points[left, 2])
+    ok = np.isfinite(out)
+    if not ok.any():
+        return np.zeros(len(line))
+    return np.interp(np.arange(len(line)), np.flatnonzero(ok), out[ok])
+
+
 def asymmetry_agreement(
     points: np.ndarray,
     reference: np.ndarray,
@@ -258,7 +287,7 @@ def asymmetry_agreement(
 
     Vertebral rotation turns the trunk's cross-section: beside a curve's apex one side of the back stands out
     towards the scanner. Both backs' asymmetry profiles are read at the same ``num_keypoints`` keypoints of
-    ``line`` (:func:`pcdiff.estimator.isl_offset.surface_asymmetry`: depth at ``+distance_mm`` minus depth at
+    ``line`` (:func:`surface_asymmetry`, the ISL estimator's reader of the rotation: depth at ``+distance_mm`` minus depth at
     ``-distance_mm`` in x), ``trim`` of the keypoints dropped at each end (neck and pelvis, where the
     patches leave the back) and each profile centred along the line (a constant twist of the posture is not
     the spine's). A back whose surface does not follow the rotation of its spine has a flat profile or one
@@ -277,8 +306,6 @@ def asymmetry_agreement(
         ``asym_amplitude_ratio``: SD of the back's profile over the reference's (1: as pronounced);
         ``asym_reference_sd_mm``: the reference profile's SD (mm), the size of what is being matched.
     """
-    from pcdiff.estimator.isl_offset import surface_asymmetry  # the estimator's own reader of the rotation
-
     points, line = _check(points, line)
     reference, _ = _check(reference, line)
     if radius_mm is None:
