@@ -277,7 +277,7 @@ def asymmetry_agreement(
     reference: np.ndarray,
     line: np.ndarray,
     *,
-    distance_mm: float = 50.0,
+    distance_mm: float = ASYMMETRY_DISTANCE_MM,
     radius_mm: float | None = None,
     num_keypoints: int = 64,
     trim: float = 0.1,
@@ -297,8 +297,8 @@ def asymmetry_agreement(
         points: (N, 3) mm the back to judge; reference: (M, 3) mm a back of the same spine; line: (L, 3) mm
             its ESL (either direction), in the backs' frame.
         distance_mm: lateral distance of the compared patches from the line.
-        radius_mm: x-y radius of each depth patch; None: ``6 mm * sqrt(16384 / min(N, M))`` (~17 mm at
-            2048 points, ~10 points per patch; fixed-size patches go empty on sparse backs).
+        radius_mm: x-y radius of each depth patch; None: ``ASYMMETRY_RADIUS_MM * sqrt(16384 / min(N, M))`` (6 mm on
+            a dense scan, ~17 mm at 2048 points, ~10 points per patch; fixed-size patches go empty on sparse backs).
         num_keypoints, trim: keypoints of the profile and the share dropped at each end.
 
     Returns:
@@ -309,7 +309,7 @@ def asymmetry_agreement(
     points, line = _check(points, line)
     reference, _ = _check(reference, line)
     if radius_mm is None:
-        radius_mm = 6.0 * float(np.sqrt(16384 / min(len(points), len(reference))))
+        radius_mm = ASYMMETRY_RADIUS_MM * float(np.sqrt(16384 / min(len(points), len(reference))))
     keypoints = resample_polyline(line, num_keypoints).astype(np.float64)
     cut = int(round(trim * num_keypoints))
     keypoints = keypoints[cut : num_keypoints - cut]
