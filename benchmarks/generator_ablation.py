@@ -20,7 +20,10 @@ quickstart's sampler, against the true scans of those spines:
   left-right depth asymmetry beside the ESL against the true scan's (:func:`pcdiff.metrics.spine.asymmetry_agreement`):
   median over backs of the profiles' correlation and of their amplitude ratio (1 = as pronounced).
 
-The floor row is a second phantom draw of each test spine: what the true distribution scores. ``--second-seed``
+The floor row is a second phantom draw of each test spine: what the true distribution scores. ``--row-phantom-start
+LABEL=STRENGTH`` samples a row from a phantom built around each test scan's own ESL and ISL (SDEdit; a row scoring
+that start alone is added): on phantoms this is close to circular (the start comes from the model the test scans
+come from), so it shows what the sampler keeps of a start at each strength, not realism. ``--second-seed``
 samples every row again from other noise: the spread between noise draws, and whether the back's twist is set by
 its spine or by the noise.
 Writes ``benchmarks/results/<stem>.json`` and ``<stem>.md``.
@@ -182,16 +185,45 @@ def parse_row_sampler(spec: str) -> tuple[str, tuple[str, int, dict[str, Any]]]:
     return label, (parts[0], int(parts[1]), {"use_karras_sigmas": True} if len(parts) == 3 else {})
 
 
-def parse_row_guidance(spec: str) -> tuple[str, float]:
-    """``LABEL=SCALE`` -> (label, scale), e.g. ``g2=2.0``; a scale must be a number >= 0."""
+def _label_value(spec: str, option: str, ok: Any, expected: str) -> tuple[str, float]:
+    """``LABEL=NUMBER`` -> (label, number), refused with ``option`` and ``expected`` unless ``ok(number)``."""
     label, _, value = spec.partition("=")
     try:
-        scale = float(value)
+        number = float(value)
     except ValueError:
-        scale = -1.0
-    if not label or scale < 0:
-        raise argparse.ArgumentTypeError(f"--row-guidance {spec!r}: expected LABEL=SCALE with SCALE >= 0, e.g. g2=2.0")
-    return label, scale
+        number = float("nan")
+    if not label or not ok(number):
+        raise argparse.ArgumentTypeError(f"{option} {spec!r}: expected {expected}")
+    return label, number
+
+
+def parse_row_guidance(spec: str) -> tuple[str, float]:
+    """``LABEL=SCALE`` -> (label, scale), e.g. ``g2=2.0``; a scale must be a number >= 0."""
+    return _label_value(spec, "--row-guidance", lambda v: v >= 0, "LABEL=SCALE with SCALE >= 0, e.g. g2=2.0")
+
+
+PHANTOM_START_SEED = 104729  # seeds [this, i] the --row-phantom-start phantoms: neither the test scans' nor the floor's
+
+
+def parse_row_phantom_start(spec: str) -> tuple[str, float]:
+    """``LABEL=STRENGTH`` -> (label, strength in (0, 1]), e.g. ``ps02=0.2``."""
+    return _label_value(spec, "--row-phantom-start", lambda v: 0.0 < v <= 1.0,
+                        "LABEL=STRENGTH with STRENGTH in (0, 1], e.g. ps02=0.2")
+
+
+def phantom_starts(test: Any, data_dir: Path, num_points: int) -> torch.Tensor:
+    """A phantom around each test scan's own (posed) ESL and ISL, another body and scanner draw
+    (:func:`pcdiff.data.phantom.phantom_for_lines`), in the test scan's normalised frame: (S, N, 3)."""
+    from pcdiff.data.io import read_subject
+    from pcdiff.data.phantom.from_lines import phantom_for_lines
+    from pcdiff.geometry.frames import to_normalised
+
+    out = []
+    for i, name in enumerate(test.names):
+        scan = read_subject(data_dir / name)
+        points = phantom_for_lines(scan.esl, scan.isl, [PHANTOM_START_SEED, i], num_points).points
+        out.append(to_normalised(torch.as_tensor(points), test.center[i], test.scale[i]))
+    return torch.stack(out).float()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -224,6 +256,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--row-guidance", action="append", default=[], type=parse_row_guidance, metavar="LABEL=SCALE",
                         help="sample this row with classifier-free guidance at SCALE (default 1: conditional only), "
                              "e.g. two labels on one checkpoint to compare scales side by side")
+    parser.add_argument("--row-phantom-start", action="append", default=[], type=parse_row_phantom_start,
+                        metavar="LABEL=STRENGTH",
+                        help="sample this row from a phantom of each test spine's own lines at this SDEdit strength "
+                             "(a 'phantom of the lines' row, that start alone, is added)")
     parser.add_argument("--second-seed", action="store_true",
                         help="sample every row again from other noise (seed 1): its 1-NNA-CD and rotation correlation "
                              "(the spread between noise draws), and how far the two draws' rotation profiles agree "
@@ -257,6 +293,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     checkpoints = dict(spec.split("=", 1) for spec in args.checkpoint)
     row_samplers = dict(args.row_sampler)
     row_guidance = dict(args.row_guidance)
+    row_phantom_start = dict(args.row_phantom_start)
 
     base = dataclasses.replace(
         MODES["quick"], num_points=args.train_points, train_scans=args.train_scans, test_scans=args.test_scans,
@@ -270,12 +307,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     log.info("data: %d test spines at %d points (%.0f s)", len(test.names), args.eval_points, t_data["s"])
 
     rows = [{"variant": "floor", "change": "second phantom draw", **score_row(floor_points, test, args.emd)}]
+    starts = phantom_starts(test, data_dir, args.eval_points) if row_phantom_start else None
+    if starts is not None:
+        rows.append({"variant": "phantom of the lines", "change": "phantom_for_lines of each test scan's ESL + ISL (no model)",
+                     **score_row(starts, test, args.emd)})
     true_surface = score_surface(to_mm(test.points, test.center, test.scale))
     variants = args.variants if args.variants is not None else ([] if checkpoints else list(VARIANTS))
     names = variants + [label for label in checkpoints if label not in variants]
-    unknown = sorted((set(row_samplers) | set(row_guidance)) - set(names))
+    unknown = sorted((set(row_samplers) | set(row_guidance) | set(row_phantom_start)) - set(names))
     if unknown:
-        raise SystemExit(f"--row-sampler / --row-guidance name rows that do not exist: {unknown}; rows: {names}")
+        raise SystemExit(f"--row-sampler / --row-guidance / --row-phantom-start name rows that do not exist: {unknown}; "
+                         f"rows: {names}")
     if args.save_backs is not None and any((args.save_backs / f"{name}.npz").exists() for name in names):
         raise SystemExit(f"--save-backs {args.save_backs} already holds backs of these rows; choose another folder")
     for name in names:
@@ -300,12 +342,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         row_sampler, row_steps, row_kwargs = row_samplers.get(name, (sampler, steps, sampler_kwargs))
         draw = dict(num_points=args.eval_points, sampler=row_sampler, num_inference_steps=row_steps,
                     sampler_kwargs=row_kwargs, guidance_scale=row_guidance.get(name, 1.0))
+        if name in row_phantom_start:
+            draw.update(init=starts, strength=row_phantom_start[name])
         backs, sample_s = sample_backs(module, test.spine, seed=0, **draw)
         if args.save_backs is not None:
             save_backs(args.save_backs / f"{name}.npz", to_mm(backs, test.center, test.scale), test)
         sampled_with = f"{row_sampler} x {row_steps}{' Karras' if row_kwargs.get('use_karras_sigmas') else ''}"
         if name in row_guidance:
             sampled_with += f", guidance {row_guidance[name]:g}"
+        if name in row_phantom_start:
+            sampled_with += f", from the phantom of the lines at strength {row_phantom_start[name]:g}"
         row = {"variant": name, "change": change, "sampler": sampled_with, "train_s": train_s, "sample_s": sample_s,
                "load_1min": max(loads), **score_row(backs, test, args.emd)}
         if args.second_seed:
@@ -315,7 +361,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     columns = [
         ("variant", "variant", ""), ("change", "change", ""),
-        *([("sampler", "sampler", "")] if row_samplers or row_guidance else []),
+        *([("sampler", "sampler", "")] if row_samplers or row_guidance or row_phantom_start else []),
         ("surface_variation", "surface var.", ".4f"), ("depth_extent_mm", "depth 1-99% (mm)", ".0f"),
         ("width_extent_mm", "width 1-99% (mm)", ".0f"),
         ("1-NNA-CD", "1-NNA-CD %", ".1f"), ("COV-CD", "COV-CD %", ".1f"),

@@ -52,7 +52,8 @@ from benchmarks.retrieval import nearest_spines
 from benchmarks.sampling import sample_backs
 from benchmarks.scoring import asymmetry_scores, paired_distances, spine_scores, summarize
 from benchmarks.training import CONFIGS_DIR, read_train_config, start_run, train_with_cli
-from pcdiff.geometry.frames import to_mm
+from pcdiff.data.phantom.from_lines import phantom_for_lines
+from pcdiff.geometry.frames import to_mm, to_normalised
 
 log = logging.getLogger("real_conditioning")
 
@@ -158,6 +159,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
                         help="the training config of the --init model (its architecture); layered under configs/finetune.yaml")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument("--phantom-start", type=float, nargs="*", default=[], metavar="STRENGTH",
+                        help="also rows of the same fold model sampled from a phantom of the subject's own lines "
+                             "(pcdiff.data.phantom.phantom_for_lines) at these SDEdit strengths, and the phantom itself")
     parser.add_argument("--out-stem", default="real_conditioning")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     for f in dataclasses.fields(Settings):
@@ -173,6 +177,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
     args.init = None if args.init.lower() == "none" else Path(args.init)
     if args.init is not None and not args.init.exists():
         parser.error(f"--init {args.init}: no such checkpoint or pipeline folder ('none' to start without one)")
+    if any(not 0.0 < v <= 1.0 for v in args.phantom_start):
+        parser.error(f"--phantom-start: strengths must lie in (0, 1], got {args.phantom_start}")
     if args.init is None and settings.pretrain_steps == 0 and settings.train_steps == 0:
         parser.error("--init none with --pretrain-steps 0 and --train-steps 0 leaves an untrained model")
     return args, settings
@@ -208,6 +214,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if len(scans) < s.folds:
         raise SystemExit(f"{args.src}: {len(scans)} usable subjects, fewer than --folds {s.folds}")
     esl_by_name = {scan.name: scan.esl for scan in scans}
+    isl_by_name = {scan.name: scan.isl for scan in scans}
     names = sorted(esl_by_name)
     folds = subject_folds(names, s.folds, s.seed)
 
@@ -224,7 +231,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     zero_shot = untrained_start(args.train_config, init, s, args.line) if s.train_steps == 0 else None
     per_subject: list[dict[str, Any]] = []
-    pooled: dict[str, list[torch.Tensor]] = {"real": [], "generated": [], "retrieval": []}
+    extra = phantom_candidates(args.phantom_start)
+    pooled: dict[str, list[torch.Tensor]] = {"real": [], "generated": [], "retrieval": [], **{who: [] for who in extra}}
     fold_times = []
     plot_items = []
     for f, held_out in enumerate(folds):
@@ -258,6 +266,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         # the real back itself, the reference for thickness and ESL; its distances to itself are 0 by definition
         own_scores = {**{k: np.zeros(q) for k in ret_scores}, "asym_corr": np.ones(q), "asym_amplitude_ratio": np.ones(q),
                       **surface_scores(real["points"], real, esl_mm)}
+        extra_backs: dict[str, torch.Tensor] = {}
+        if extra:  # a phantom of each held-out subject's own lines, in its frame; the model sampled from it
+            phantoms = torch.stack([
+                to_normalised(torch.as_tensor(phantom_for_lines(esl_by_name[n], isl_by_name[n], [s.seed, f, i],
+                                                                s.num_points).points), real["center"][i], real["scale"][i])
+                for i, n in enumerate(real["names"])]).float()
+            extra_backs["phantom"] = phantoms
+            for strength in args.phantom_start:
+                extra_backs[sdedit_key(strength)] = sample_backs(
+                    module, real["spine"], num_points=s.num_points, sampler=s.sampler, num_inference_steps=s.sampler_steps,
+                    seed=1000 * f, device=args.device, init=phantoms, strength=strength,
+                    sampler_kwargs={"use_karras_sigmas": True} if s.karras else None)[0]
+        extra_scores = {who: evaluate(b, real, esl_mm) for who, b in extra_backs.items()}
         for i, name in enumerate(real["names"]):
             row = {"fold": f, "subject": name, "retrieved": bank["names"][int(idx[i])],
                    "retrieval_line_rms_mm": float(dist[i] * real["scale"][i])}
@@ -265,24 +286,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 row[f"gen_{key}"] = float(np.mean([g[key][i] for g in gen_scores]))
                 row[f"ret_{key}"] = float(ret_scores[key][i])
                 row[f"real_{key}"] = float(own_scores[key][i])
+                for who, scores in extra_scores.items():
+                    row[f"{who}_{key}"] = float(scores[key][i])
             per_subject.append(row)
         pooled["real"].append(real["points"])
         pooled["generated"].append(backs[:q])
         pooled["retrieval"].append(retrieved)
+        for who, b in extra_backs.items():
+            pooled[who].append(b)
         fold_times.append({"fold": f, "held_out": held_out, "train_s": train_s, "sample_s_per_back": sample_s / len(spines)})
         plot_items.append((real, backs[:q], retrieved, esl_mm))
         log.info("fold %d: held out %s; trained %.0f s; gen CD %.1f mm vs retrieval %.1f mm", f, held_out, train_s,
                  np.mean([r["gen_chamfer_mm"] for r in per_subject if r["fold"] == f]),
                  np.mean([r["ret_chamfer_mm"] for r in per_subject if r["fold"] == f]))
 
-    summary = summarize_rows(per_subject, pooled)
+    summary = summarize_rows(per_subject, pooled, list(extra))
     payload = {
         "benchmark": "real_conditioning", "mode": args.mode, "command": command_line(), "hardware": hardware,
         "settings": dataclasses.asdict(s), "line": args.line, "src": str(args.src), "device": args.device,
         "init": None if init is None else str(init), "init_kind": "given" if args.init else ("phantom pre-training" if init else "none"),
         "pretrain_s": pretrain_s, "model_config": str(args.train_config),
         "training": "python -m pcdiff.train (benchmarks.training.train_with_cli)" if s.train_steps else "none (zero-shot)",
-        "folds": fold_times, "summary": summary, "subjects": per_subject,
+        "folds": fold_times, "summary": summary, "subjects": per_subject, "phantom_start": list(args.phantom_start),
     }
     shutil.rmtree(run_root, ignore_errors=True)  # fold checkpoints are the benchmark's own temporary files
     payload["total_s"] = time.perf_counter() - started
@@ -292,8 +317,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return payload
 
 
-def summarize_rows(rows: list[dict[str, Any]], pooled: dict[str, list[torch.Tensor]]) -> dict[str, Any]:
-    """Mean/std/median over subjects of each metric for generator and retrieval, per-subject wins, and 1-NNA.
+def summarize_rows(rows: list[dict[str, Any]], pooled: dict[str, list[torch.Tensor]], extra: list[str] = ()) -> dict[str, Any]:
+    """Mean/std/median over subjects of each metric for generator and retrieval (and the ``extra`` candidates, e.g.
+    the phantom and the generator started from it), per-subject wins, and 1-NNA.
 
     1-NNA (CD and EMD, in %) is computed per fold (the fold's generated or retrieved backs against its held-out
     real backs) and averaged over folds, for both; and pooled over all folds for the generator only: pooled,
@@ -304,7 +330,7 @@ def summarize_rows(rows: list[dict[str, Any]], pooled: dict[str, list[torch.Tens
 
     keys = [k[4:] for k in rows[0] if k.startswith("gen_")]
     out: dict[str, Any] = {}
-    for who in ("gen", "ret", "real"):
+    for who in ("gen", "ret", "real", *extra):
         out[who] = {}
         for k in keys:
             values = np.array([r[f"{who}_{k}"] for r in rows])
@@ -318,9 +344,25 @@ def summarize_rows(rows: list[dict[str, Any]], pooled: dict[str, list[torch.Tens
                     for c, real in zip(pooled[who], pooled["real"])]
         out[f"{who}_vs_real_per_fold"] = per_fold
         out[f"{who}_vs_real_fold_mean"] = {k: float(np.mean([m[k] for m in per_fold])) for k in ("1-NNA-CD", "1-NNA-EMD")}
-    out["generated_vs_real_pooled"] = generation_metrics(torch.cat(pooled["generated"]), torch.cat(pooled["real"]),
-                                                         emd_method="exact")
+    for who in ("generated", *extra):  # none of these is a copy of a real back: pooling is fair
+        out[f"{who}_vs_real_pooled"] = generation_metrics(torch.cat(pooled[who]), torch.cat(pooled["real"]), emd_method="exact")
+    for who in extra:
+        per_fold = [generation_metrics(c, real, metrics=("1nna",), emd_method="exact") for c, real in zip(pooled[who], pooled["real"])]
+        out[f"{who}_vs_real_fold_mean"] = {k: float(np.mean([m[k] for m in per_fold])) for k in ("1-NNA-CD", "1-NNA-EMD")}
     return out
+
+
+def sdedit_key(strength: float) -> str:
+    """The result key of the generator started from the subject's phantom at ``strength`` (e.g. ``sdedit0.2``)."""
+    return f"sdedit{strength:g}"
+
+
+def phantom_candidates(strengths: list[float]) -> dict[str, str]:
+    """Result key -> table label of the ``--phantom-start`` rows (none without strengths)."""
+    if not strengths:
+        return {}
+    return {"phantom": "phantom of the subject's lines (no model)",
+            **{sdedit_key(v): f"generator started from that phantom, strength {v:g}" for v in strengths}}
 
 
 def _plot(path: Path, items: list[tuple[dict[str, Any], torch.Tensor, torch.Tensor, list[np.ndarray]]]) -> Path:
@@ -351,14 +393,16 @@ COLUMNS = [
 def render_markdown(p: dict[str, Any]) -> str:
     s, hw, summ = p["settings"], p["hardware"], p["summary"]
     rows = []
-    for who, label, sets in (("gen", "generator", "generated"), ("ret", "retrieval (nearest training line)", "retrieval"),
-                             ("real", "real back (reference)", None)):
+    candidates = [("gen", "generator", "generated"), ("ret", "retrieval (nearest training line)", "retrieval"),
+                  *((who, label, who) for who, label in phantom_candidates(p.get("phantom_start", [])).items()),
+                  ("real", "real back (reference)", None)]
+    for who, label, sets in candidates:
         row = {"what": label, **{k: v.get("mean") for k, v in summ[who].items()},
                "unmeasurable": summ[who]["lateral_mm"]["unmeasurable"]}
         if sets is not None:
             row.update({f"fold {k}": v for k, v in summ[f"{sets}_vs_real_fold_mean"].items()})
-        if sets == "generated":
-            row.update({f"pooled {k}": summ["generated_vs_real_pooled"][k] for k in ("1-NNA-CD", "1-NNA-EMD")})
+        if sets is not None and f"{sets}_vs_real_pooled" in summ:
+            row.update({f"pooled {k}": summ[f"{sets}_vs_real_pooled"][k] for k in ("1-NNA-CD", "1-NNA-EMD")})
         rows.append(row)
     wins = summ["generator_wins"]
     lines = [
@@ -391,25 +435,27 @@ def render_markdown(p: dict[str, Any]) -> str:
         verdict(summ),
         "",
         targets(summ),
+        *(targets(summ, who, label) for who, label in phantom_candidates(p.get("phantom_start", [])).items()
+          if who != "phantom"),
     ]
     return "\n".join(lines)
 
 
-def targets(summ: dict[str, Any]) -> str:
+def targets(summ: dict[str, Any], who: str = "gen", label: str = "generator") -> str:
     """Issue #12's real-back targets, each with its figure: the real ESL >= 40% closer to the generated surface than
     to the retrieved one, with the generated depth extent within 25% of the real one's; paired Chamfer no worse than
     retrieval's; pooled 1-NNA-CD <= 75%."""
     mean = lambda who, k: summ[who][k].get("mean", float("nan"))  # noqa: E731
-    closer = 1.0 - mean("gen", "esl_to_surface_mm") / mean("ret", "esl_to_surface_mm")
-    depth = mean("gen", "depth_extent_mm") / mean("real", "depth_extent_mm")
-    nna = summ["generated_vs_real_pooled"]["1-NNA-CD"]
+    closer = 1.0 - mean(who, "esl_to_surface_mm") / mean("ret", "esl_to_surface_mm")
+    depth = mean(who, "depth_extent_mm") / mean("real", "depth_extent_mm")
+    nna = summ[f"{'generated' if who == 'gen' else who}_vs_real_pooled"]["1-NNA-CD"]
     mark = lambda ok: "met" if ok else "NOT met"  # noqa: E731
     return "\n".join([
-        "Targets (issue #12):",
+        f"Targets (issue #12), {label}:",
         f"- real ESL closer to the generated surface than to the retrieved one: {100 * closer:.0f}% (>= 40%: "
         f"{mark(closer >= 0.4)}), generated depth extent {depth:.2f}x the real one's (within 25%: {mark(abs(depth - 1) <= 0.25)});",
-        f"- paired Chamfer {mean('gen', 'chamfer_mm'):.2f} vs retrieval {mean('ret', 'chamfer_mm'):.2f} mm "
-        f"(no worse: {mark(mean('gen', 'chamfer_mm') <= mean('ret', 'chamfer_mm'))});",
+        f"- paired Chamfer {mean(who, 'chamfer_mm'):.2f} vs retrieval {mean('ret', 'chamfer_mm'):.2f} mm "
+        f"(no worse: {mark(mean(who, 'chamfer_mm') <= mean('ret', 'chamfer_mm'))});",
         f"- 1-NNA-CD of generated vs held-out real backs, pooled: {nna:.1f}% (<= 75%: {mark(nna <= 75)}).",
     ])
 

@@ -22,6 +22,8 @@ def sample_backs(
     seed: int = 0,
     batch_size: int = 32,
     device: str | torch.device = "cpu",
+    init: torch.Tensor | None = None,
+    strength: float = 1.0,
 ) -> tuple[torch.Tensor, float]:
     """Generate one back per spine with the module's (EMA) denoiser and the named Diffusers sampler.
 
@@ -36,6 +38,8 @@ def sample_backs(
         seed: back ``q`` draws its noise from ``torch.Generator().manual_seed(seed + q)`` (batch-size independent).
         batch_size: backs per denoiser call.
         device: where to sample.
+        init: (Q, N, 3) normalised clouds to start from, one per spine (SDEdit; N must equal ``num_points``).
+        strength: share of the sampler's steps run from ``init`` (see ``SpineToBackPipeline.sample_normalized``).
 
     Returns:
         (generated backs (Q, N, 3) normalised, float32 on CPU; wall time in seconds for all Q backs).
@@ -49,10 +53,11 @@ def sample_backs(
         for start in range(0, spines.shape[0], batch_size):
             chunk = spines[start : start + batch_size].to(device)
             gens = [torch.Generator(device).manual_seed(seed + start + i) for i in range(chunk.shape[0])]
+            start_clouds = None if init is None else init[start : start + batch_size].to(device)
             out.append(
                 pipe.sample_normalized(
                     chunk, num_points=num_points, num_inference_steps=num_inference_steps,
-                    guidance_scale=guidance_scale, generator=gens,
+                    guidance_scale=guidance_scale, generator=gens, init=start_clouds, strength=strength,
                 ).float().cpu()
             )
         if torch.device(device).type == "cuda":

@@ -3,6 +3,7 @@
     python -m pcdiff.generate --checkpoint outputs/quickstart/last.ckpt --cobb 0 40 --curve-type thoracic --out gen
     python -m pcdiff.generate --pipeline exported/ --spine my_esl.csv --num-per-spine 4 --out gen
     python -m pcdiff.generate --checkpoint last.ckpt --n 100 --out gen --devices 2   # spines from the phantom prior
+    python -m pcdiff.generate --pipeline exported/ --cobb 45 --curve-type thoracic --phantom-start 0.2 --out gen
 
 Spinal lines (mm, 4D-Spine frame) come from one of:
   * files (``--spine``): CSV with columns x, y, z (``,`` or ``;``, a header row and a ``line`` column esl/isl
@@ -68,6 +69,15 @@ class SpineRequest:
     line: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
     landmarks: dict[str, np.ndarray] = field(default_factory=dict)
+    lines: dict[str, np.ndarray] = field(default_factory=dict)  # ESL and ISL (mm) where both are known
+
+    def phantom(self, seed: int, num_points: int) -> np.ndarray:
+        """(num_points, 3) float32 mm: a phantom back around this request's lines (``--phantom-start``)."""
+        from pcdiff.data.phantom.from_lines import phantom_for_lines
+
+        if set(self.lines) != {"esl", "isl"}:
+            raise ValueError(f"{self.name}: --phantom-start needs both the ESL and the ISL of the spine (a labelled file)")
+        return phantom_for_lines(self.lines["esl"], self.lines["isl"], seed, num_points).points
 
 
 # ---------------------------------------------------------------------------------------- spine sources
@@ -91,12 +101,23 @@ def read_spine_file(path: Path, which: str | None = "esl") -> np.ndarray:
     return read_spine_line(path, which)
 
 
+def both_lines(path: Path) -> dict[str, np.ndarray]:
+    """``{"esl", "isl"}`` (each (L, 3) mm, top -> bottom) of a file that holds both lines, else ``{}``."""
+    try:
+        lines = {which: orient_top_down(read_spine_file(path, which)) for which in ("esl", "isl")}
+    except ValueError:  # a labelled file with one line refuses the other
+        return {}
+    # an unlabelled file gives its one line for either
+    return {} if np.array_equal(lines["esl"], lines["isl"]) else lines
+
+
 def _phantom_request(name: str, params: SpineParams, which: str, source: str) -> SpineRequest:
     esl, isl = spine_lines(params)
     line = esl if which == "esl" else isl
     # the phantom's ESL runs exactly from C7 to DM
     landmarks = {"C7": esl[0], "DM": esl[-1]}
-    return SpineRequest(name, line, {"spine_source": source, "phantom": params.to_dict(), "cobb": params.cobb_deg}, landmarks)
+    meta = {"spine_source": source, "phantom": params.to_dict(), "cobb": params.cobb_deg}
+    return SpineRequest(name, line, meta, landmarks, {"esl": esl, "isl": isl})
 
 
 def spine_requests(args: argparse.Namespace, which: str | None) -> list[SpineRequest]:
@@ -112,7 +133,7 @@ def spine_requests(args: argparse.Namespace, which: str | None) -> list[SpineReq
             path = Path(path)
             line = orient_top_down(read_spine_file(path, which))
             name = path.parent.name if path.stem.endswith("_processed") else path.stem
-            requests.append(SpineRequest(name, line, {"spine_source": str(path)}))
+            requests.append(SpineRequest(name, line, {"spine_source": str(path)}, lines=both_lines(path)))
     elif given:
         if "cobb" in given and "curve_type" not in given and any(c > 0 for c in given["cobb"]):
             raise ValueError("--cobb > 0 needs --curve-type (thoracic, thoracolumbar, lumbar, double_major)")
@@ -142,33 +163,44 @@ def scan_seed(seed: int, index: int) -> int:
 class SpineDataset(Dataset):
     """Items ``{"index", "seed", "spine" (K, 3) mm}``: each request repeated ``num_per_spine`` times."""
 
-    def __init__(self, requests: Sequence[SpineRequest], num_per_spine: int, num_keypoints: int, seed: int) -> None:
+    def __init__(self, requests: Sequence[SpineRequest], num_per_spine: int, num_keypoints: int, seed: int,
+                 phantom_points: int | None = None) -> None:
         self.items = [(r, j) for r in requests for j in range(num_per_spine)]
         self.num_per_spine, self.num_keypoints, self.seed = num_per_spine, num_keypoints, seed
+        self.phantom_points = phantom_points
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        """With ``phantom_points``, also ``"init"`` (N, 3) mm: a phantom of the request's lines, seeded per scan."""
         request, _ = self.items[i]
         spine = resample_polyline(orient_top_down(request.line), self.num_keypoints)
-        return {"index": i, "seed": scan_seed(self.seed, i), "spine": torch.from_numpy(spine)}
+        item = {"index": i, "seed": scan_seed(self.seed, i), "spine": torch.from_numpy(spine)}
+        if self.phantom_points is not None:
+            item["init"] = torch.from_numpy(request.phantom(item["seed"], self.phantom_points))
+        return item
 
 
 class BackGenerator(L.LightningModule):
     """Wraps a :class:`SpineToBackPipeline` so that Lightning's predict loop batches it across devices."""
 
     def __init__(self, pipeline: SpineToBackPipeline, num_inference_steps: int, guidance_scale: float,
-                 num_points: int | None) -> None:
+                 num_points: int | None, strength: float = 1.0) -> None:
         super().__init__()
         self.pipeline = pipeline
         self.denoiser = pipeline.denoiser  # registered, so the Trainer moves it to the device
         self.pipeline.set_progress_bar_config(disable=True)  # Lightning's bar counts batches
         self.settings = {"num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale,
                          "num_points": num_points}
+        self.strength = strength
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         generators = [torch.Generator().manual_seed(int(s)) for s in batch["seed"]]
+        if "init" in batch:  # SDEdit from the batch's phantoms; they set the point count
+            settings = {**self.settings, "num_points": None}
+            return self.pipeline(batch["spine"], generator=generators, output_type="pt", init_backs=batch["init"].cpu(),
+                                 strength=self.strength, **settings).backs
         return self.pipeline(batch["spine"], generator=generators, output_type="pt", **self.settings).backs
 
 
@@ -247,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
     gen.add_argument("--guidance-scale", type=float, help="classifier-free guidance weight (default: the model's)")
     gen.add_argument("--num-points", type=int, help="points per back (default: as trained)")
+    gen.add_argument("--phantom-start", type=float, metavar="STRENGTH",
+                     help="start each back from a phantom of its spine's ESL and ISL (pcdiff.data.phantom.phantom_for_lines) "
+                          "noised to this share of the sampler's steps (SDEdit; (0, 1], e.g. 0.2): keeps the phantom's "
+                          "anatomy (the rib hump of the spine's rotation), the model redraws the rest")
     run = p.add_argument_group("output and devices")
     run.add_argument("--out", required=True, help="output folder (4D-Spine layout)")
     run.add_argument("--overwrite", action="store_true", help="replace existing subjects of the same name")
@@ -264,6 +300,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     for option, value in counts.items():
         if value is not None and value < 1:
             parser.error(f"{option} must be >= 1, got {value}")
+    if args.phantom_start is not None and not 0.0 < args.phantom_start <= 1.0:
+        parser.error(f"--phantom-start must lie in (0, 1], got {args.phantom_start}")
     if (args.checkpoint is None) == (args.pipeline is None):
         parser.error("give exactly one of --checkpoint (a .ckpt from training) or --pipeline (an exported folder)")
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
@@ -279,6 +317,10 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     names = [r.name for r in requests]
     if len(set(names)) != len(names):
         parser.error(f"spinal lines with the same name: {names}; give files distinct names")
+    if args.phantom_start is not None:
+        one_line = [r.name for r in requests if set(r.lines) != {"esl", "isl"}]
+        if one_line:
+            parser.error(f"--phantom-start needs both the ESL and the ISL of each spine; these files hold one line: {one_line}")
 
 
 def main(argv: Sequence[str] | None = None) -> list[Path]:
@@ -294,15 +336,19 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     requests = spine_requests(args, which)
     steps = args.steps if args.steps is not None else defaults["num_inference_steps"]
     guidance = args.guidance_scale if args.guidance_scale is not None else defaults["guidance_scale"]
-    dataset = SpineDataset(requests, args.num_per_spine, pipe.config.num_keypoints, args.seed)
+    phantom_points = None if args.phantom_start is None else (args.num_points or pipe.config.num_points)
+    dataset = SpineDataset(requests, args.num_per_spine, pipe.config.num_keypoints, args.seed, phantom_points)
     meta = {"model": defaults["source"], "sampler": type(pipe.scheduler).__name__, "num_inference_steps": steps,
             "guidance_scale": guidance, "conditioning_line": which}
+    if args.phantom_start is not None:
+        meta["phantom_start"] = {"strength": args.phantom_start, "init": "pcdiff.data.phantom.phantom_for_lines"}
     writer = ScanWriter(Path(args.out), dataset, which, meta, args.overwrite)
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
     trainer = L.Trainer(accelerator=args.accelerator, devices=devices, logger=False, enable_checkpointing=False,
                         callbacks=[writer], enable_model_summary=False)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False)
-    trainer.predict(BackGenerator(pipe, steps, guidance, args.num_points), loader, return_predictions=False)
+    generator = BackGenerator(pipe, steps, guidance, args.num_points, args.phantom_start or 1.0)
+    trainer.predict(generator, loader, return_predictions=False)
     if trainer.is_global_zero:
         print(f"wrote {len(writer.written)} scans to {args.out}" + (" (this rank)" if trainer.world_size > 1 else ""))
     return writer.written

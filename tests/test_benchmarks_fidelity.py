@@ -84,7 +84,8 @@ def test_fidelity_tiny_end_to_end(tmp_path):
 @pytest.mark.skipif(not (PCDARE / "Upright").is_dir(), reason=f"PCdare data not found at {PCDARE}")
 def test_real_conditioning_tiny_end_to_end(tmp_path):
     payload = real_conditioning.main(
-        ["--mode", "tiny", "--src", str(PCDARE), "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(tmp_path)]
+        ["--mode", "tiny", "--src", str(PCDARE), "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(tmp_path),
+         "--phantom-start", "0.5"]
     )
     assert payload["summary"]["subjects"] == len(payload["subjects"]) == 20
     held_out = [n for f in payload["folds"] for n in f["held_out"]]
@@ -92,5 +93,9 @@ def test_real_conditioning_tiny_end_to_end(tmp_path):
     for r in payload["subjects"]:
         assert r["retrieved"] != r["subject"]
         assert _finite(r["gen_chamfer_mm"]) and _finite(r["ret_chamfer_mm"]) and _finite(r["gen_emd_mm"])
-    assert (tmp_path / "real_conditioning.md").read_text().count("retrieval") >= 1
+    md = (tmp_path / "real_conditioning.md").read_text()
+    assert md.count("retrieval") >= 1 and "strength 0.5" in md and "phantom of the subject's lines" in md
+    for r in payload["subjects"]:  # (64 points are too few for the spine metrics: those are NaN here)
+        assert _finite(r["sdedit0.5_chamfer_mm"]) and _finite(r["phantom_chamfer_mm"])
+    assert "1-NNA-CD" in payload["summary"]["sdedit0.5_vs_real_pooled"]
     assert (tmp_path / "real_conditioning.png").is_file()

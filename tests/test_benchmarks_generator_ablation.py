@@ -100,3 +100,39 @@ def test_second_seed_row_compares_two_noise_draws_of_a_row():
     assert np.isclose(row["asym_corr_between_seeds"], 1.0) and np.isclose(row["seed1_asym_corr"], 1.0)
     shuffled = second_seed_row(points.flip(0), points, test)
     assert shuffled["asym_corr_between_seeds"] < 0.9
+
+
+def test_row_phantom_start_parses_label_and_strength_and_refuses_malformed_specs():
+    import argparse
+
+    import pytest
+
+    from benchmarks.generator_ablation import parse_row_phantom_start
+
+    assert parse_row_phantom_start("ps02=0.2") == ("ps02", 0.2)
+    assert parse_row_phantom_start("full=1") == ("full", 1.0)
+    for bad in ("0.2", "=0.2", "p=", "p=0", "p=1.5", "p=-0.1", "p=nan"):
+        with pytest.raises(argparse.ArgumentTypeError, match="LABEL=STRENGTH"):
+            parse_row_phantom_start(bad)
+
+
+def test_phantom_starts_lie_on_each_test_scans_line_in_its_frame(tmp_path):
+    from types import SimpleNamespace
+
+    from scipy.spatial import cKDTree
+
+    from benchmarks.generator_ablation import phantom_starts
+    from pcdiff.data.io import write_subject
+    from pcdiff.geometry.frames import to_mm
+
+    scans = [generate_phantom(seed, 2048, name=f"s{seed}") for seed in range(2)]
+    for scan in scans:
+        write_subject(scan, tmp_path)
+    center = torch.tensor(np.stack([s.esl.mean(0) for s in scans]), dtype=torch.float32)
+    scale = torch.tensor([200.0, 250.0])
+    test = SimpleNamespace(names=[s.name for s in scans], center=center, scale=scale)
+    starts = phantom_starts(test, tmp_path, 4096)
+    assert starts.shape == (2, 4096, 3)
+    for i, scan in enumerate(scans):
+        back = to_mm(starts[i], center[i], scale[i]).numpy()
+        assert cKDTree(back).query(scan.esl)[0].mean() < 6.0  # mm: on the scan's own ESL, in its frame

@@ -78,6 +78,25 @@ def test_generate_from_the_prior(checkpoint, tmp_path):
     assert doc["spine_source"] == "phantom prior" and "curve_type" in doc["phantom"]
 
 
+def test_phantom_start_begins_each_back_from_a_phantom_of_its_spine(checkpoint, tmp_path, capsys):
+    out = tmp_path / "gen"
+    argv = ["--checkpoint", str(checkpoint), "--cobb", "40", "--curve-type", "thoracic", "--seed", "2"]
+    generate_main(_quiet([*argv, "--phantom-start", "0.3", "--out", str(out)]))
+    points, doc = _read(out / "cobb40p0_curve_typethoracic")
+    assert points.shape == (TINY_POINTS, 3) and doc["generated"]["phantom_start"]["strength"] == 0.3
+    # the start is used: the same seed from pure noise gives another back
+    generate_main(_quiet([*argv, "--out", str(tmp_path / "noise")]))
+    from_noise = _read(tmp_path / "noise" / "cobb40p0_curve_typethoracic")[0]
+    assert not np.allclose(points, from_noise)
+    # a file with only one line cannot make a phantom
+    csv = tmp_path / "one_line.csv"
+    esl, _ = spine_lines(SpineParams(cobb_deg=20.0, curve_type="lumbar"))
+    csv.write_text("x,y,z\n" + "\n".join(",".join(f"{v:.4f}" for v in p) for p in esl))
+    message = _usage_error(["--checkpoint", str(checkpoint), "--spine", str(csv), "--phantom-start", "0.2",
+                            "--out", str(tmp_path / "x")], capsys)
+    assert "needs both the ESL and the ISL" in message
+
+
 def _usage_error(argv, capsys) -> str:
     """Run generate expecting argparse's usage error (exit 2); return its one-line message."""
     with pytest.raises(SystemExit) as exc:
@@ -107,6 +126,7 @@ def test_bad_requests_are_refused(checkpoint, tmp_path, capsys):
         (["--cobb", "200", "--curve-type", "thoracic"], "--cobb 200.0 --curve-type thoracic: SpineParams.cobb_deg must lie in [0, 120)"),
         (["--length-mm", "50"], "--length-mm 50.0: SpineParams.length_mm must lie in [200, 800] mm"),
         (["--spine", "nope.csv"], "--spine nope.csv: no such file"),
+        (["--phantom-start", "0"], "--phantom-start must lie in (0, 1], got 0.0"),
     ],
 )
 def test_settings_are_checked_before_the_model_loads(tmp_path, monkeypatch, capsys, extra, message):
@@ -140,3 +160,18 @@ def test_a_file_where_a_folder_is_expected_and_back(checkpoint, tmp_path, capsys
     assert "is a file; expected an exported pipeline folder" in err and "does not exist" not in err
     err = _usage_error(["--checkpoint", str(tmp_path), "--out", str(tmp_path / "o")], capsys)
     assert "is a folder; expected a .ckpt file" in err
+
+
+def test_both_lines_of_a_file_only_when_it_holds_both(tmp_path):
+    from pcdiff.generate import both_lines
+
+    esl, isl = spine_lines(SpineParams(cobb_deg=30.0, curve_type="thoracic"))
+    both = tmp_path / "both.json"
+    both.write_text(json.dumps({"esl": esl.tolist(), "isl": isl[::-1].tolist()}))
+    only = tmp_path / "only.json"
+    only.write_text(json.dumps({"esl": esl.tolist()}))
+    plain = tmp_path / "plain.csv"
+    plain.write_text("x,y,z\n" + "\n".join(",".join(f"{v:.4f}" for v in p) for p in esl))
+    lines = both_lines(both)
+    np.testing.assert_allclose(lines["isl"], isl, atol=1e-4)  # read top -> bottom
+    assert both_lines(only) == {} and both_lines(plain) == {}

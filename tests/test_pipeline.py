@@ -149,3 +149,47 @@ def test_stochastic_sampler_is_reproducible_from_the_seed(module):
     first, again = run(3), run(3)
     np.testing.assert_array_equal(first, again)
     assert not np.allclose(first, run(4), atol=1e-3)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "dpm++", "sde-dpm++", "unipc"])
+def test_a_start_from_another_cloud_still_lands_on_the_data_with_an_exact_denoiser(sampler):
+    """SDEdit start (init_backs, strength < 1): the kept steps must be the last ones with their own noise levels
+    (Diffusers' begin index), or a multistep solver misses x0."""
+    train = build_scheduler("ddpm")
+    oracle = OracleDenoiser("epsilon")
+    clean = torch.randn(1, 64, 3, generator=torch.Generator().manual_seed(0)) * 0.3
+    oracle.x0, oracle.alphas_cumprod = clean * 2.0, train.alphas_cumprod
+    pipe = SpineToBackPipeline(oracle, build_sampler(sampler, train), num_keypoints=8, num_points=64, data_scale=2.0)
+    pipe.set_progress_bar_config(disable=True)
+    line = np.stack([np.full(20, 30.0), np.linspace(1400, 1000, 20), np.full(20, -5.0)], 1)
+    start = (torch.randn(1, 64, 3, generator=torch.Generator().manual_seed(5)) * 0.3) * 400.0 + torch.tensor([30.0, 1200.0, -5.0])
+    backs = pipe(line, num_inference_steps=10, generator=torch.Generator().manual_seed(1), output_type="pt",
+                 init_backs=start, strength=0.5).backs
+    expected = clean * 400.0 + torch.tensor([30.0, 1200.0, -5.0])
+    assert (backs - expected).abs().max() < 0.05  # mm
+
+
+def test_a_low_strength_keeps_the_start_cloud_and_full_strength_redraws_it(module):
+    pipe = module.to_pipeline(sampler="dpm++")
+    pipe.set_progress_bar_config(disable=True)
+    line = _esl()
+    start = pipe(line, num_inference_steps=4, generator=torch.Generator().manual_seed(0), output_type="pt").backs
+    run = lambda strength: pipe(line, num_inference_steps=20, generator=torch.Generator().manual_seed(1),  # noqa: E731
+                                output_type="pt", init_backs=start, strength=strength).backs
+    kept, redrawn = run(0.05), run(1.0)
+    assert kept.shape == start.shape == redrawn.shape
+    moved_kept = (kept - start).norm(dim=-1).mean()
+    moved_redrawn = (redrawn - start).norm(dim=-1).mean()
+    assert moved_kept < 0.1 * moved_redrawn, (moved_kept, moved_redrawn)
+
+
+def test_a_start_cloud_is_checked(module):
+    pipe = module.to_pipeline(sampler="dpm++")
+    pipe.set_progress_bar_config(disable=True)
+    line = _esl()
+    with pytest.raises(ValueError, match="init_backs"):
+        pipe([line, line], num_inference_steps=2, init_backs=np.zeros((1, 32, 3)), strength=0.5)
+    with pytest.raises(ValueError, match="strength"):
+        pipe(line, num_inference_steps=2, init_backs=np.zeros((1, 32, 3)), strength=0.0)
+    with pytest.raises(ValueError, match="num_points"):
+        pipe(line, num_inference_steps=2, init_backs=np.zeros((1, 32, 3)), num_points=64, strength=0.5)

@@ -294,6 +294,8 @@ class SpineToBackPipeline(DiffusionPipeline):
         guidance_scale: float = 1.0,
         generator: torch.Generator | list[torch.Generator] | None = None,
         callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+        init: torch.Tensor | None = None,
+        strength: float = 1.0,
     ) -> torch.Tensor:
         """Run the reverse diffusion for normalised spine keypoints.
 
@@ -304,12 +306,27 @@ class SpineToBackPipeline(DiffusionPipeline):
             guidance_scale: classifier-free guidance weight (1 = conditional only).
             generator: one generator, or one per batch element (reproducible per element).
             callback: called as ``callback(i, t, x)`` after each step with x (B, N, 3) in model space.
+            init: (B, N, 3) clouds in normalised coordinates to start from instead of pure noise (SDEdit,
+                Meng et al. 2022): they are noised to the level of the sampler's step at ``strength`` and
+                denoised from there, so their coarse shape survives and the model redraws the rest.
+            strength: share of the sampler's steps run from ``init``, in (0, 1]: small keeps ``init`` nearly
+                as it is, 1 starts at the first (noisiest) step, where ``init`` is all but drowned.
 
         Returns:
             (B, N, 3) generated points in normalised coordinates (float32).
         """
         if spine.ndim != 3 or spine.shape[-1] != 3:
             raise ValueError(f"spine: expected normalised keypoints of shape (B, K, 3), got {tuple(spine.shape)}")
+        if not 0.0 < float(strength) <= 1.0:
+            raise ValueError(f"strength must lie in (0, 1], got {strength}")
+        if init is not None:
+            if init.ndim != 3 or init.shape[-1] != 3 or init.shape[0] != spine.shape[0]:
+                raise ValueError(
+                    f"init: expected ({spine.shape[0]}, N, 3) normalised clouds, one per spine, got {tuple(init.shape)}"
+                )
+            if num_points is not None and num_points != init.shape[1]:
+                raise ValueError(f"init holds {init.shape[1]} points per back, but num_points = {num_points}")
+            num_points = init.shape[1]
         num_points = num_points or self.config.num_points
         device, dtype = self._execution_device, self.denoiser.dtype
         batch = spine.shape[0]
@@ -317,11 +334,22 @@ class SpineToBackPipeline(DiffusionPipeline):
 
         scheduler = self.scheduler
         scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = scheduler.timesteps
         # Diffusers schedulers treat dim 1 as channels: keep x as (B, 3, N) for them.
         x = randn_tensor((batch, 3, num_points), generator=generator, device=device, dtype=torch.float32)
-        x = x * scheduler.init_noise_sigma
+        if init is None:
+            x = x * scheduler.init_noise_sigma
+        else:
+            # as Diffusers' img2img pipelines do: skip the first steps, noise the start to the first kept one
+            start = (num_inference_steps - max(1, round(num_inference_steps * float(strength)))) * scheduler.order
+            timesteps = timesteps[start:]
+            if hasattr(scheduler, "set_begin_index"):
+                scheduler.set_begin_index(start)
+            line = spine if self.config.get("straighten", False) else None
+            clean = rearrange(to_model(init.to(spine), self.config.data_scale, line=line), "b n c -> b c n")
+            x = scheduler.add_noise(clean.to(device=device, dtype=torch.float32), x, timesteps[:1].repeat(batch))
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
-        for i, t in enumerate(self.progress_bar(scheduler.timesteps)):
+        for i, t in enumerate(self.progress_bar(timesteps)):
             model_in = scheduler.scale_model_input(x, t)
             timestep = t.to(device).reshape(1).expand(batch)
             pred = guided_prediction(
@@ -348,6 +376,8 @@ class SpineToBackPipeline(DiffusionPipeline):
         output_type: str = "np",
         return_dict: bool = True,
         callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+        init_backs: np.ndarray | torch.Tensor | None = None,
+        strength: float = 1.0,
     ) -> SpineToBackPipelineOutput | tuple:
         """Generate one back per spinal line.
 
@@ -360,6 +390,9 @@ class SpineToBackPipeline(DiffusionPipeline):
             output_type: ``"np"`` (float32 arrays) or ``"pt"`` (tensors).
             return_dict: return :class:`SpineToBackPipelineOutput` rather than a tuple.
             callback: see :meth:`sample_normalized`.
+            init_backs: (B, N, 3) backs in mm, one per line, to start from instead of pure noise (SDEdit;
+                e.g. a phantom of the same spine, :func:`pcdiff.data.phantom.phantom_for_lines`); they set N.
+            strength: share of the sampler's steps run from ``init_backs`` (see :meth:`sample_normalized`).
 
         Returns:
             backs (B, N, 3) in mm and the conditioning keypoints (B, K, 3) in mm.
@@ -375,8 +408,16 @@ class SpineToBackPipeline(DiffusionPipeline):
         keypoints, center, scale = self.prepare_spines(spine)
         if isinstance(generator, list) and len(generator) != len(keypoints):
             raise ValueError(f"got {len(generator)} generators for {len(keypoints)} spinal lines")
+        init = None
+        if init_backs is not None:
+            init_mm = torch.as_tensor(np.asarray(init_backs) if not isinstance(init_backs, torch.Tensor) else init_backs)
+            if init_mm.ndim != 3 or init_mm.shape[-1] != 3 or len(init_mm) != len(keypoints):
+                raise ValueError(
+                    f"init_backs: expected ({len(keypoints)}, N, 3) backs in mm, one per spinal line, got {tuple(init_mm.shape)}"
+                )
+            init = to_normalised(init_mm.float(), center, scale)
         points = self.sample_normalized(
-            keypoints, num_points, num_inference_steps, guidance_scale, generator, callback
+            keypoints, num_points, num_inference_steps, guidance_scale, generator, callback, init, strength
         ).cpu()
         backs, spines = to_mm(points, center, scale), to_mm(keypoints, center, scale)
         if output_type == "np":

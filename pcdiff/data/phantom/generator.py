@@ -7,7 +7,14 @@ from typing import Any
 import numpy as np
 
 from pcdiff.data.phantom.scanner import ScannerParams, sample_scanner_params, scan_surface
-from pcdiff.data.phantom.spine import DEFAULT_VERSION, VERSIONS, SpineParams, sample_spine_params, spine_geometry
+from pcdiff.data.phantom.spine import (
+    DEFAULT_VERSION,
+    VERSIONS,
+    SpineGeometry,
+    SpineParams,
+    sample_spine_params,
+    spine_geometry,
+)
 from pcdiff.data.phantom.surface import BackSurface, BodyParams, sample_body_params
 from pcdiff.data.sample import BackScan
 
@@ -41,6 +48,7 @@ def generate_phantom(
     body: BodyParams | None = None,
     scanner: ScannerParams | None = None,
     spine_prior: dict[str, Any] | None = None,
+    geometry: SpineGeometry | None = None,
 ) -> BackScan:
     """Generate one synthetic back scan.
 
@@ -56,6 +64,9 @@ def generate_phantom(
         version: phantom model version, one of :data:`VERSIONS`.
         body, scanner: fixed body / scanner parameters instead of drawing them.
         spine_prior: keyword overrides for :func:`sample_spine_params` (e.g. ``cobb_min``, ``curve_types``).
+        geometry: dense spinal lines to build the back around instead of ``spine_geometry(params)`` (e.g. a
+            measured spine, :func:`pcdiff.data.phantom.phantom_for_lines`); ``params`` then only summarise it
+            for the body prior (length, curve, convexity) and must be given.
 
     Returns:
         A :class:`BackScan`: points (N, 3) float32 mm and normals (N, 3), ESL and ISL (100, 3) top->bottom,
@@ -66,13 +77,15 @@ def generate_phantom(
         raise ValueError(f"generate_phantom: version must be one of {VERSIONS}, got {version!r}")
     rng = _as_rng(seed_or_rng)
     rng_spine, rng_body, rng_scanner, rng_sample = rng.spawn(4)
+    if geometry is not None and params is None:
+        raise ValueError("generate_phantom: a given geometry needs the params that summarise it")
     if params is None:
         params = sample_spine_params(rng_spine, version=version, **(spine_prior or {}))
     elif spine_prior:
         raise ValueError("generate_phantom: give either params or spine_prior, not both")
     body = body if body is not None else sample_body_params(rng_body, params, version=version)
     scanner = scanner if scanner is not None else sample_scanner_params(rng_scanner, version=version)
-    geometry = spine_geometry(params)
+    geometry = geometry if geometry is not None else spine_geometry(params)
     surface = BackSurface(geometry, body)
     landmarks = surface.landmarks()
     points, normals, rot = scan_surface(surface, scanner, num_points, rng_sample, landmarks)
