@@ -162,6 +162,10 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
     parser.add_argument("--phantom-start", type=float, nargs="*", default=[], metavar="STRENGTH",
                         help="also rows of the same fold model sampled from a phantom of the subject's own lines "
                              "(pcdiff.data.phantom.phantom_for_lines) at these SDEdit strengths, and the phantom itself")
+    parser.add_argument("--fold-dir", type=Path, default=None,
+                        help="keep each fold's fine-tuned model in DIR/fold<f>/ and reuse the ones already there (same "
+                             "held-out subjects and settings), e.g. to score other --phantom-start strengths without "
+                             "training again (default: a temporary folder, deleted)")
     parser.add_argument("--out-stem", default="real_conditioning")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     for f in dataclasses.fields(Settings):
@@ -195,6 +199,31 @@ def cli_settings(s: Settings, line: str, cache_dir: Path | None, max_steps: int,
             "model": {"val_num_samples": 0, "log_images": False}, "data": data}
 
 
+def kept_or_trained(run_dir: Path, recipe: dict[str, Any], train: Any) -> tuple[Path, float]:
+    """A run's checkpoint (a fold's fine-tune, the phantom pre-training): reused when ``run_dir`` holds one trained
+    with the same ``recipe`` (configs
+    and settings, held-out subjects included), else trained by ``train()`` and recorded in ``run_dir/recipe.json``.
+
+    Returns:
+        (checkpoint, training seconds as recorded when it was trained).
+
+    Raises:
+        SystemExit: ``run_dir`` holds a checkpoint of another recipe (never overwritten).
+    """
+    import json
+
+    record, last = run_dir / "recipe.json", run_dir / "last.ckpt"
+    if last.exists():
+        kept = json.loads(record.read_text()) if record.is_file() else None
+        if kept is None or kept.get("recipe") != json.loads(json.dumps(recipe)):
+            raise SystemExit(f"{run_dir}: holds a model of other settings or subjects; give --fold-dir a new folder")
+        log.info("%s: reusing the model trained there (%.0f s)", run_dir, kept["train_s"])
+        return last, float(kept["train_s"])
+    checkpoint, train_s = train()
+    record.write_text(json.dumps({"recipe": recipe, "train_s": train_s}, indent=1))
+    return checkpoint, train_s
+
+
 def untrained_start(train_config: Path, init: Path, s: Settings, line: str) -> Any:
     """``--train-steps 0``: the model of ``train_config`` with the weights of ``init``, as ``pcdiff.train`` builds it."""
     from pcdiff.diffusion.module import PointDiffusion
@@ -222,11 +251,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     init, pretrain_s = args.init, None
     if args.cache_dir is not None:
         args.cache_dir.mkdir(parents=True, exist_ok=True)
-    run_root = Path(tempfile.mkdtemp(prefix="real_conditioning_", dir=args.cache_dir))  # the folds' own runs
+    if args.fold_dir is not None:  # kept, and reused where a fold's model is already there
+        run_root = args.fold_dir
+        run_root.mkdir(parents=True, exist_ok=True)
+    else:
+        run_root = Path(tempfile.mkdtemp(prefix="real_conditioning_", dir=args.cache_dir))  # the folds' own runs
     if init is None and s.pretrain_steps > 0:
         pretrain = cli_settings(s, args.line, args.cache_dir, s.pretrain_steps, args.device)
         pretrain["data"].update(data_dir=None, phantom_num_scans=s.pretrain_scans, phantom_seed=s.seed + 1)
-        init, pretrain_s = train_with_cli([args.train_config], pretrain, run_root / "pretrain")
+        recipe = {"configs": [str(args.train_config)], "settings": pretrain}
+        init, pretrain_s = kept_or_trained(run_root / "pretrain", recipe,
+                                           lambda: train_with_cli([args.train_config], pretrain, run_root / "pretrain"))
         log.info("pre-trained on %d phantoms (%s) for %d steps in %.0f s", s.pretrain_scans, args.line, s.pretrain_steps, pretrain_s)
 
     zero_shot = untrained_start(args.train_config, init, s, args.line) if s.train_steps == 0 else None
@@ -252,7 +287,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if init is not None:
                 configs.append(FINETUNE_CONFIG)
                 fold["model"].update(init_from=str(init), lr=s.finetune_lr, warmup_steps=s.finetune_warmup)
-            checkpoint, train_s = train_with_cli(configs, fold, run_root / f"fold{f}")
+            recipe = {"configs": [str(c) for c in configs], "settings": fold}
+            checkpoint, train_s = kept_or_trained(run_root / f"fold{f}", recipe,
+                                                  lambda: train_with_cli(configs, fold, run_root / f"fold{f}"))
             module = PointDiffusion.load_from_checkpoint(str(checkpoint), map_location="cpu").eval()
         q = len(real["names"])
         spines = real["spine"].repeat(s.samples, 1, 1)  # (samples * Q, K, 3): sample j of subject i at j * Q + i
@@ -309,7 +346,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "training": "python -m pcdiff.train (benchmarks.training.train_with_cli)" if s.train_steps else "none (zero-shot)",
         "folds": fold_times, "summary": summary, "subjects": per_subject, "phantom_start": list(args.phantom_start),
     }
-    shutil.rmtree(run_root, ignore_errors=True)  # fold checkpoints are the benchmark's own temporary files
+    if args.fold_dir is None:
+        shutil.rmtree(run_root, ignore_errors=True)  # fold checkpoints are the benchmark's own temporary files
     payload["total_s"] = time.perf_counter() - started
     payload["figure"] = _plot(args.out_dir / f"{args.out_stem}.png", plot_items).name
     write_results(args.out_stem, payload, render_markdown(payload), args.out_dir)

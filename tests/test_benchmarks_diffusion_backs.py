@@ -21,3 +21,10 @@ def test_an_existing_output_is_kept(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--out", str(out), "--n", "1", "--n-large", "0"])
     assert out.read_bytes() == b"earlier study" and "exists" in capsys.readouterr().err
+
+
+def test_phantom_start_strength_is_checked(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "b.npz"), "--n", "1", "--n-large", "0", "--phantom-start", "1.5"])
+    assert "--phantom-start must lie in (0, 1]" in capsys.readouterr().err
+    assert not (tmp_path / "b.npz").exists()

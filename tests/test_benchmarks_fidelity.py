@@ -85,7 +85,7 @@ def test_fidelity_tiny_end_to_end(tmp_path):
 def test_real_conditioning_tiny_end_to_end(tmp_path):
     payload = real_conditioning.main(
         ["--mode", "tiny", "--src", str(PCDARE), "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(tmp_path),
-         "--phantom-start", "0.5"]
+         "--phantom-start", "0.5", "--fold-dir", str(tmp_path / "folds")]
     )
     assert payload["summary"]["subjects"] == len(payload["subjects"]) == 20
     held_out = [n for f in payload["folds"] for n in f["held_out"]]
@@ -99,3 +99,19 @@ def test_real_conditioning_tiny_end_to_end(tmp_path):
         assert _finite(r["sdedit0.5_chamfer_mm"]) and _finite(r["phantom_chamfer_mm"])
     assert "1-NNA-CD" in payload["summary"]["sdedit0.5_vs_real_pooled"]
     assert (tmp_path / "real_conditioning.png").is_file()
+
+    # --fold-dir keeps the fold models and a second run reuses them (scores of the same models reproduce) ...
+    kept = sorted((tmp_path / "folds").glob("fold*/last.ckpt"))
+    assert len(kept) == len(payload["folds"]) and all((c.parent / "recipe.json").is_file() for c in kept)
+    stamps = [c.stat().st_mtime_ns for c in kept]
+    again = real_conditioning.main(
+        ["--mode", "tiny", "--src", str(PCDARE), "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(tmp_path / "again"),
+         "--phantom-start", "0.5", "--fold-dir", str(tmp_path / "folds")]
+    )
+    assert [c.stat().st_mtime_ns for c in kept] == stamps
+    assert [f["train_s"] for f in again["folds"]] == [f["train_s"] for f in payload["folds"]]
+    assert again["summary"]["gen"]["chamfer_mm"]["mean"] == pytest.approx(payload["summary"]["gen"]["chamfer_mm"]["mean"])
+    # ... but never a model of other settings
+    with pytest.raises(SystemExit):
+        real_conditioning.main(["--mode", "tiny", "--src", str(PCDARE), "--cache-dir", str(tmp_path / "cache"),
+                                "--out-dir", str(tmp_path / "other"), "--train-steps", "3", "--fold-dir", str(tmp_path / "folds")])
