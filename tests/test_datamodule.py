@@ -144,6 +144,26 @@ def test_augmentation_train_only_and_seeded(data_dir, tmp_path):
     np.testing.assert_array_equal(val[0]["points"].numpy(), dm._arrays["points"][int(val.index[0])])
 
 
+@pytest.mark.parametrize("max_rotation_deg", [0.0, 30.0])
+def test_augmentation_turn_about_y_is_bounded_by_max_rotation_deg(data_dir, tmp_path, max_rotation_deg):
+    """The line's x-z direction from top to bottom keypoint turns by at most max_rotation_deg (scale and ~1 mm jitter
+    do not turn it; the keypoints are not jittered)."""
+    dm = _dm(data_dir, tmp_path, augment=True, max_rotation_deg=max_rotation_deg)
+    dm.setup()
+    train = dm.dataset("train")
+    j = int(train.index[0])
+    plain = dm._arrays["spine"][j]
+    turns = []
+    for seed in range(20):
+        torch.manual_seed(seed)
+        spine = train[0]["spine"].numpy()
+        angle = lambda kp: np.arctan2(kp[0, 2] - kp[-1, 2], kp[0, 0] - kp[-1, 0])  # noqa: E731
+        turns.append(np.degrees(abs(np.angle(np.exp(1j * (angle(spine) - angle(plain)))))))
+    assert max(turns) <= max_rotation_deg + 1e-3
+    if max_rotation_deg > 0:
+        assert max(turns) > max_rotation_deg / 3  # it does turn
+
+
 def test_bad_subjects(data_dir, tmp_path):
     bad = next(data_dir.rglob("s04_processed.ply"))
     bad.write_bytes(b"not a ply")
@@ -190,6 +210,8 @@ def test_bad_options(tmp_path):
     (tmp_path / "scan.ply").write_bytes(b"ply")
     with pytest.raises(FileNotFoundError, match="scan.ply is a file, not a folder of scans"):
         BackScanDataModule(data_dir=str(tmp_path / "scan.ply"), cache_dir=str(tmp_path)).prepare_data()
+    with pytest.raises(ValueError, match="max_rotation_deg must lie in"):
+        BackScanDataModule(max_rotation_deg=-5.0)
     for name, value, minimum in [("num_keypoints", 0, 2), ("num_keypoints", 1, 2), ("num_points", 0, 1), ("batch_size", -1, 1)]:
         with pytest.raises(ValueError, match=f"data.{name} must be >= {minimum}, got {value}"):
             BackScanDataModule(**{name: value})

@@ -133,7 +133,9 @@ class BackScanDataModule(L.LightningDataModule):
             the line's ends, scale = their distance), ``"landmarks"`` (C7..DM), ``"fixed"`` (the line's
             centre, scale ``fixed_scale`` mm), ``"center"`` (the line's centre, units stay mm) or ``"none"`` (mm).
         fixed_scale: the scale in mm of ``normalize="fixed"`` (given exactly then).
-        augment: rotate about y (+-10 deg), scale (0.95-1.05) and jitter (~1 mm) training samples.
+        augment: rotate about y (+-``max_rotation_deg``), scale (0.95-1.05) and jitter (~1 mm) training samples.
+        max_rotation_deg: the largest augmentation turn about the vertical axis (deg; 0: none). A turn about y
+            tilts the whole back left-right, a twist of the size of a rib hump that the line barely shows.
         batch_size, num_workers: DataLoader settings.
         val_fraction, test_fraction: fractions of *subjects* held out (ignored with explicit keys).
         train_keys, val_keys, test_keys: explicit subject keys; any given -> fractions unused and
@@ -155,6 +157,7 @@ class BackScanDataModule(L.LightningDataModule):
         normalize: Normalization = "line",
         fixed_scale: float | None = None,
         augment: bool = True,
+        max_rotation_deg: float = 10.0,
         batch_size: int = 16,
         num_workers: int = 0,
         val_fraction: float = 0.1,
@@ -183,13 +186,16 @@ class BackScanDataModule(L.LightningDataModule):
         for name, (value, minimum) in least.items():
             if value < minimum:
                 raise ValueError(f"data.{name} must be >= {minimum}, got {value}")
+        if not 0.0 <= max_rotation_deg <= 180.0:
+            raise ValueError(f"data.max_rotation_deg must lie in [0, 180], got {max_rotation_deg}")
         self.save_hyperparameters()
         self.data_dir = None if data_dir is None else Path(data_dir)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.preprocess = default_preprocess(num_points, num_keypoints, line, sampling, normalize, fixed_scale)
         mm_per_unit = {"fixed": fixed_scale, "center": 1.0, "none": 1.0}.get(normalize, TYPICAL_SPINE_MM)
         jitter = JITTER_MM / mm_per_unit
-        self.augment = default_augment(jitter_sigma=jitter, jitter_clip=3 * jitter) if augment else None
+        self.augment = (default_augment(max_rotation_deg, jitter_sigma=jitter, jitter_clip=3 * jitter)
+                        if augment else None)
         self.skipped: list[tuple[Path, str]] = []
         self.splits: dict[str, list[str]] = {}
         self._arrays: dict[str, np.ndarray] | None = None
