@@ -4,6 +4,7 @@
     python -m benchmarks.real_conditioning --train-steps 0          # the shipped model zero-shot
     python -m benchmarks.real_conditioning --init none --pretrain-steps 2000   # phantom pre-training here, then folds
     python -m benchmarks.real_conditioning --init none --pretrain-steps 0      # real data only, from scratch
+    python -m benchmarks.real_conditioning --phantom-start 0.2 0.25 --fold-dir outputs/folds   # + SDEdit rows; keep folds
 
 Real subjects are read from ``--src`` (default ``../shared/data/pcdare``, never copied) by
 ``BackScanDataModule(layout="pcdare")``. Subjects are split into ``--folds`` subject-wise folds (5 x 4 for the
@@ -24,6 +25,11 @@ compared with its real back:
   depth extent of the backs (a thick cloud lies near any line by chance);
 * 1-NNA (CD and EMD) of the generated backs (first sample per subject) against the held-out real backs, pooled
   over folds.
+
+With ``--phantom-start S ...`` two more kinds of rows: the phantom of each held-out subject's own ESL and ISL
+(:func:`pcdiff.data.phantom.phantom_for_lines`, no model), and the same fold model sampled from that phantom at each
+SDEdit strength S (``SpineToBackPipeline(init_backs=, strength=)``), scored like the generator. ``--fold-dir`` keeps
+the fold models (and their recipes) and reuses them in a later run of the same settings.
 
 The baseline is **retrieval**: the training subject (same fold) whose line keypoints are nearest the requested
 ones in the normalised frame, its back placed in the requested line's frame. Results go to
