@@ -168,6 +168,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
     parser.add_argument("--phantom-start", type=float, nargs="*", default=[], metavar="STRENGTH",
                         help="also rows of the same fold model sampled from a phantom of the subject's own lines "
                              "(pcdiff.data.phantom.phantom_for_lines) at these SDEdit strengths, and the phantom itself")
+    parser.add_argument("--draw", type=int, default=0,
+                        help="another draw of the sampling noise and of the start phantoms (0: the default draw); with "
+                             "--fold-dir, the spread between draws of the same fold models")
     parser.add_argument("--fold-dir", type=Path, default=None,
                         help="keep each fold's fine-tuned model in DIR/fold<f>/ and reuse the ones already there (same "
                              "held-out subjects and settings), e.g. to score other --phantom-start strengths without "
@@ -298,9 +301,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                   lambda: train_with_cli(configs, fold, run_root / f"fold{f}"))
             module = PointDiffusion.load_from_checkpoint(str(checkpoint), map_location="cpu").eval()
         q = len(real["names"])
+        noise_seed = 1000 * f + 100_000 * args.draw  # draw 0: the seeds every earlier run used
+        draw = [args.draw] if args.draw else []
         spines = real["spine"].repeat(s.samples, 1, 1)  # (samples * Q, K, 3): sample j of subject i at j * Q + i
         backs, sample_s = sample_backs(module, spines, num_points=s.num_points, sampler=s.sampler,
-                                       num_inference_steps=s.sampler_steps, seed=1000 * f, device=args.device,
+                                       num_inference_steps=s.sampler_steps, seed=noise_seed, device=args.device,
                                        sampler_kwargs={"use_karras_sigmas": True} if s.karras else None)
         idx, dist = nearest_spines(real["spine"], bank["spine"])
         retrieved = bank["points"][idx]
@@ -312,14 +317,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         extra_backs: dict[str, torch.Tensor] = {}
         if extra:  # a phantom of each held-out subject's own lines, in its frame; the model sampled from it
             phantoms = torch.stack([
-                to_normalised(torch.as_tensor(phantom_for_lines(esl_by_name[n], isl_by_name[n], [s.seed, f, i],
+                to_normalised(torch.as_tensor(phantom_for_lines(esl_by_name[n], isl_by_name[n], [s.seed, f, i, *draw],
                                                                 s.num_points).points), real["center"][i], real["scale"][i])
                 for i, n in enumerate(real["names"])]).float()
             extra_backs["phantom"] = phantoms
             for strength in args.phantom_start:
                 extra_backs[sdedit_key(strength)] = sample_backs(
                     module, real["spine"], num_points=s.num_points, sampler=s.sampler, num_inference_steps=s.sampler_steps,
-                    seed=1000 * f, device=args.device, init=phantoms, strength=strength,
+                    seed=noise_seed, device=args.device, init=phantoms, strength=strength,
                     sampler_kwargs={"use_karras_sigmas": True} if s.karras else None)[0]
         extra_scores = {who: evaluate(b, real, esl_mm) for who, b in extra_backs.items()}
         for i, name in enumerate(real["names"]):
@@ -351,6 +356,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "pretrain_s": pretrain_s, "model_config": str(args.train_config),
         "training": "python -m pcdiff.train (benchmarks.training.train_with_cli)" if s.train_steps else "none (zero-shot)",
         "folds": fold_times, "summary": summary, "subjects": per_subject, "phantom_start": list(args.phantom_start),
+        "draw": args.draw,
     }
     if args.fold_dir is None:
         shutil.rmtree(run_root, ignore_errors=True)  # fold checkpoints are the benchmark's own temporary files
@@ -465,7 +471,8 @@ def render_markdown(p: dict[str, Any]) -> str:
         f"subjects through `python -m pcdiff.train`"
         + (f" (lr {s['finetune_lr']:g})" if p["init"] else "") + " "
         f"(mean {np.mean([f['train_s'] for f in p['folds']]):.0f} s); sampler {s['sampler']} {s['sampler_steps']} steps, "
-        f"{s['samples']} backs per subject ({np.mean([f['sample_s_per_back'] for f in p['folds']]):.2f} s per back).",
+        f"{s['samples']} backs per subject ({np.mean([f['sample_s_per_back'] for f in p['folds']]):.2f} s per back)"
+        + (f"; noise and start phantoms of draw {p['draw']}" if p.get("draw") else "") + ".",
         "",
         "Means over held-out subjects (each subject's generated figures averaged over its samples). 1-NNA: the first "
         "generated sample per subject (or the retrieved back) vs the held-out real backs, 50% = indistinguishable; "

@@ -111,6 +111,14 @@ def test_real_conditioning_tiny_end_to_end(tmp_path):
     assert [c.stat().st_mtime_ns for c in kept] == stamps
     assert [f["train_s"] for f in again["folds"]] == [f["train_s"] for f in payload["folds"]]
     assert again["summary"]["gen"]["chamfer_mm"]["mean"] == pytest.approx(payload["summary"]["gen"]["chamfer_mm"]["mean"])
+    # --draw: the same fold models, other noise and other start phantoms
+    other = real_conditioning.main(
+        ["--mode", "tiny", "--src", str(PCDARE), "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(tmp_path / "draw1"),
+         "--phantom-start", "0.5", "--fold-dir", str(tmp_path / "folds"), "--draw", "1"]
+    )
+    assert [c.stat().st_mtime_ns for c in kept] == stamps and other["draw"] == 1
+    for key in ("gen", "phantom"):
+        assert other["summary"][key]["chamfer_mm"]["mean"] != pytest.approx(payload["summary"][key]["chamfer_mm"]["mean"])
     # ... but never a model of other settings
     with pytest.raises(SystemExit):
         real_conditioning.main(["--mode", "tiny", "--src", str(PCDARE), "--cache-dir", str(tmp_path / "cache"),
