@@ -197,11 +197,10 @@ class BackGenerator(L.LightningModule):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         generators = [torch.Generator().manual_seed(int(s)) for s in batch["seed"]]
+        settings = dict(self.settings)
         if "init" in batch:  # SDEdit from the batch's phantoms; they set the point count
-            settings = {**self.settings, "num_points": None}
-            return self.pipeline(batch["spine"], generator=generators, output_type="pt", init_backs=batch["init"].cpu(),
-                                 strength=self.strength, **settings).backs
-        return self.pipeline(batch["spine"], generator=generators, output_type="pt", **self.settings).backs
+            settings.update(num_points=None, init_backs=batch["init"].cpu(), strength=self.strength)
+        return self.pipeline(batch["spine"], generator=generators, output_type="pt", **settings).backs
 
 
 class ScanWriter(BasePredictionWriter):

@@ -16,13 +16,16 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import torch
 
 from pcdiff.data.phantom.generator import generate_phantom
 from pcdiff.data.phantom.scanner import ScannerParams, sample_scanner_params
 from pcdiff.data.phantom.spine import DEFAULT_VERSION, NUM_SAMPLES, SPINE_PRIORS, SpineGeometry, SpineParams
 from pcdiff.data.sample import BackScan
 from pcdiff.geometry.cobb import cobb_angle
+from pcdiff.geometry.frames.straightened import line_at_height
 from pcdiff.geometry.polyline import orient_top_down
+
 
 def _check_line(line: np.ndarray, name: str) -> np.ndarray:
     arr = np.asarray(line, dtype=np.float64)
@@ -35,10 +38,10 @@ def _check_line(line: np.ndarray, name: str) -> np.ndarray:
 
 
 def _at_heights(line: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """x and z of ``line`` (L, 3) at heights ``y`` (T,), clamped beyond its ends: (T, 2)."""
-    order = np.argsort(line[:, 1], kind="stable")
-    ys = line[order, 1]
-    return np.stack([np.interp(y, ys, line[order, d]) for d in (0, 2)], axis=1)
+    """(T, 3) points of ``line`` (L, 3, top -> bottom) at heights ``y`` (T,), clamped beyond its ends
+    (:func:`~pcdiff.geometry.frames.straightened.line_at_height`, the straightened frame's reader)."""
+    points, _ = line_at_height(torch.as_tensor(line[None]), torch.as_tensor(y[None]))
+    return points[0].numpy()
 
 
 def geometry_from_lines(
@@ -63,18 +66,14 @@ def geometry_from_lines(
         The geometry in the lines' frame (``t`` 0 at the top, 1 at DM).
     """
     esl, isl = _check_line(esl_mm, "esl"), _check_line(isl_mm, "isl")
-    origin = esl[-1].copy()
-    esl, isl = esl - origin, isl - origin
     y = np.linspace(esl[0, 1], esl[-1, 1], num_samples)
     t = np.linspace(0.0, 1.0, num_samples)
-    esl_xz, isl_xz = _at_heights(esl, y), _at_heights(isl, y)
-    esl_dense = np.stack([esl_xz[:, 0], y, esl_xz[:, 1]], axis=1)
-    isl_dense = np.stack([isl_xz[:, 0], y, isl_xz[:, 1]], axis=1)
+    esl_dense, isl_dense = _at_heights(esl, y), _at_heights(isl, y)
     deviation = isl_dense[:, 0] - (isl_dense[0, 0] + (isl_dense[-1, 0] - isl_dense[0, 0]) * t)
     peak = float(np.abs(deviation).max())
     cobb = float(cobb_angle(isl_dense))
     rotation = rotation_per_cobb * cobb * deviation / peak if peak > 1e-6 else np.zeros_like(t)
-    return SpineGeometry(t=t, isl=isl_dense + origin, esl=esl_dense + origin, rotation_deg=rotation, deviation=deviation)
+    return SpineGeometry(t=t, isl=isl_dense, esl=esl_dense, rotation_deg=rotation, deviation=deviation)
 
 
 def summary_params(geometry: SpineGeometry) -> SpineParams:
