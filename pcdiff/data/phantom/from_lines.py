@@ -16,14 +16,12 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import torch
 
 from pcdiff.data.phantom.generator import generate_phantom
 from pcdiff.data.phantom.scanner import ScannerParams, sample_scanner_params
 from pcdiff.data.phantom.spine import DEFAULT_VERSION, NUM_SAMPLES, SPINE_PRIORS, SpineGeometry, SpineParams
 from pcdiff.data.sample import BackScan
 from pcdiff.geometry.cobb import cobb_angle
-from pcdiff.geometry.frames.straightened import line_at_height
 from pcdiff.geometry.polyline import orient_top_down
 
 
@@ -40,6 +38,10 @@ def _check_line(line: np.ndarray, name: str) -> np.ndarray:
 def _at_heights(line: np.ndarray, y: np.ndarray) -> np.ndarray:
     """(T, 3) points of ``line`` (L, 3, top -> bottom) at heights ``y`` (T,), clamped beyond its ends
     (:func:`~pcdiff.geometry.frames.straightened.line_at_height`, the straightened frame's reader)."""
+    import torch  # here, not at the top: importing the phantom package stays numpy-only
+
+    from pcdiff.geometry.frames.straightened import line_at_height
+
     points, _ = line_at_height(torch.as_tensor(line[None]), torch.as_tensor(y[None]))
     return points[0].numpy()
 
