@@ -4,6 +4,7 @@
     python -m pcdiff.generate --pipeline exported/ --spine my_esl.csv --num-per-spine 4 --out gen
     python -m pcdiff.generate --checkpoint last.ckpt --n 100 --out gen --devices 2   # spines from the phantom prior
     python -m pcdiff.generate --pipeline exported/ --cobb 45 --curve-type thoracic --phantom-start 0.2 --out gen
+    python -m pcdiff.generate --pipeline exported/ --cobb 45 --curve-type thoracic --donors my_backs/ --donor-start 0.2 --out gen
 
 Spinal lines (mm, 4D-Spine frame) come from one of:
   * files (``--spine``): CSV with columns x, y, z (``,`` or ``;``, a header row and a ``line`` column esl/isl
@@ -21,6 +22,14 @@ on), the generation settings and, for phantom spines, their parameters (and the 
 which are the ends of a phantom ESL). Scan ``i`` draws its noise from its own seed derived from
 ``(--seed, i)``, so the output does not depend on batch size or device count. Batches run through
 Lightning's predict loop (``--devices``, ``--accelerator``), with its progress bar.
+
+Starts (SDEdit: the start is noised to ``STRENGTH`` of the sampler's steps and denoised from there; both need the
+spine's ESL and ISL, so phantom parameters or files holding both lines):
+  * ``--phantom-start S``: a phantom of the spine's lines (:func:`pcdiff.data.phantom.phantom_for_lines`);
+  * ``--donors DIR --donor-start S``: a real back of DIR (any layout pcdiff reads, scans with ESL and ISL) moved
+    onto the spine (:func:`pcdiff.data.respine.respine_donor`): copy ``j`` of a spine starts from the ``j``-th
+    nearest donor by ESL shape. Each scan's JSON names its donor (``generated.start_from``), so a back derived
+    from a subject can be traced to it (and kept out of that subject's test fold).
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ import argparse
 import itertools
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,13 +80,42 @@ class SpineRequest:
     landmarks: dict[str, np.ndarray] = field(default_factory=dict)
     lines: dict[str, np.ndarray] = field(default_factory=dict)  # ESL and ISL (mm) where both are known
 
+    def both(self, option: str) -> tuple[np.ndarray, np.ndarray]:
+        """The request's ESL and ISL (mm); a ValueError naming ``option`` where one is missing."""
+        if set(self.lines) != {"esl", "isl"}:
+            raise ValueError(f"{self.name}: {option} needs both the ESL and the ISL of the spine (a labelled file)")
+        return self.lines["esl"], self.lines["isl"]
+
     def phantom(self, seed: int, num_points: int) -> np.ndarray:
         """(num_points, 3) float32 mm: a phantom back around this request's lines (``--phantom-start``)."""
         from pcdiff.data.phantom.from_lines import phantom_for_lines
 
-        if set(self.lines) != {"esl", "isl"}:
-            raise ValueError(f"{self.name}: --phantom-start needs both the ESL and the ISL of the spine (a labelled file)")
-        return phantom_for_lines(self.lines["esl"], self.lines["isl"], seed, num_points).points
+        return phantom_for_lines(*self.both("--phantom-start"), seed, num_points).points
+
+
+class DonorStart:
+    """``--donor-start``: copy ``j`` of a request starts from its ``j``-th nearest donor (cycling), moved onto its lines.
+
+    Args:
+        donors: real back scans with ESL and ISL (mm, each in its own frame).
+        num_points: N points drawn (seeded, without replacement where the donor has enough) from the donor.
+    """
+
+    def __init__(self, donors: Sequence[BackScan], num_points: int) -> None:
+        usable = [d for d in donors if d.esl is not None and d.isl is not None]
+        if not usable:
+            raise ValueError("--donors: no scan with both an ESL and an ISL")
+        self.donors, self.num_points = usable, num_points
+
+    def __call__(self, request: SpineRequest, seed: int, copy: int) -> tuple[np.ndarray, str]:
+        """``(points (N, 3) float32 mm, donor name)`` for copy ``copy`` of ``request``, drawn with ``seed``."""
+        from pcdiff.data.respine import rank_donors, respine_donor
+
+        esl, isl = request.both("--donor-start")
+        donor = self.donors[rank_donors(esl, [d.esl for d in self.donors])[copy % len(self.donors)]]
+        rng = np.random.default_rng(seed)
+        pick = rng.choice(len(donor.points), self.num_points, replace=len(donor.points) < self.num_points)
+        return respine_donor(donor.points[pick], donor.esl, donor.isl, esl, isl), donor.name
 
 
 # ---------------------------------------------------------------------------------------- spine sources
@@ -160,25 +198,35 @@ def scan_seed(seed: int, index: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------- predict loop
+#: a start for SDEdit: (request, scan seed, copy) -> (points (N, 3) mm, what it was made from)
+StartFn = Callable[[SpineRequest, int, int], tuple[np.ndarray, str]]
+
+
+def phantom_start(num_points: int) -> StartFn:
+    """``--phantom-start``: a phantom of the request's lines, seeded per scan."""
+    return lambda request, seed, copy: (request.phantom(seed, num_points), "phantom_for_lines")
+
+
 class SpineDataset(Dataset):
     """Items ``{"index", "seed", "spine" (K, 3) mm}``: each request repeated ``num_per_spine`` times."""
 
     def __init__(self, requests: Sequence[SpineRequest], num_per_spine: int, num_keypoints: int, seed: int,
-                 phantom_points: int | None = None) -> None:
+                 start: StartFn | None = None) -> None:
         self.items = [(r, j) for r in requests for j in range(num_per_spine)]
         self.num_per_spine, self.num_keypoints, self.seed = num_per_spine, num_keypoints, seed
-        self.phantom_points = phantom_points
+        self.start = start
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        """With ``phantom_points``, also ``"init"`` (N, 3) mm: a phantom of the request's lines, seeded per scan."""
-        request, _ = self.items[i]
+        """With a ``start``, also ``"init"`` (N, 3) mm, the start of the scan, and ``"start_from"`` (str), its source."""
+        request, copy = self.items[i]
         spine = resample_polyline(orient_top_down(request.line), self.num_keypoints)
         item = {"index": i, "seed": scan_seed(self.seed, i), "spine": torch.from_numpy(spine)}
-        if self.phantom_points is not None:
-            item["init"] = torch.from_numpy(request.phantom(item["seed"], self.phantom_points))
+        if self.start is not None:
+            init, item["start_from"] = self.start(request, item["seed"], copy)
+            item["init"] = torch.from_numpy(np.ascontiguousarray(init, dtype=np.float32))
         return item
 
 
@@ -198,7 +246,7 @@ class BackGenerator(L.LightningModule):
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         generators = [torch.Generator().manual_seed(int(s)) for s in batch["seed"]]
         settings = dict(self.settings)
-        if "init" in batch:  # SDEdit from the batch's phantoms; they set the point count
+        if "init" in batch:  # SDEdit from the batch's starts; they set the point count
             settings.update(num_points=None, init_backs=batch["init"].cpu(), strength=self.strength)
         return self.pipeline(batch["spine"], generator=generators, output_type="pt", **settings).backs
 
@@ -212,14 +260,16 @@ class ScanWriter(BasePredictionWriter):
         self.written: list[Path] = []
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):  # noqa: ANN001, PLR0913
-        for back, index, seed in zip(prediction.cpu().numpy(), batch["index"].tolist(), batch["seed"].tolist()):
+        starts = batch.get("start_from", [None] * len(prediction))
+        for back, index, seed, start in zip(prediction.cpu().numpy(), batch["index"].tolist(), batch["seed"].tolist(), starts):
             request, copy = self.dataset.items[index]
             name = request.name if self.dataset.num_per_spine == 1 else f"{request.name}_{copy:02d}"
+            generated = {**self.meta, "seed": int(seed), **({"start_from": start} if start is not None else {})}
             scan = BackScan(
                 name=name,
                 points=back,
                 landmarks=request.landmarks,
-                meta={**request.meta, "generated": {**self.meta, "seed": int(seed)}},
+                meta={**request.meta, "generated": generated},
                 **{self.line: request.line},
             )
             self.written.append(write_subject(scan, self.out, overwrite=self.overwrite))
@@ -282,6 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="start each back from a phantom of its spine's ESL and ISL (pcdiff.data.phantom.phantom_for_lines) "
                           "noised to this share of the sampler's steps (SDEdit; (0, 1], e.g. 0.2): keeps the phantom's "
                           "anatomy (the rib hump of the spine's rotation), the model redraws the rest")
+    gen.add_argument("--donors", help="a folder of real back scans with ESL and ISL (any layout pcdiff reads), for --donor-start")
+    gen.add_argument("--donor-start", type=float, metavar="STRENGTH",
+                     help="start each back from a donor of --donors (copy j of a spine: its j-th nearest by ESL shape) moved "
+                          "onto the spine's ESL and turned by its rotation (pcdiff.data.respine), noised to this share of the "
+                          "sampler's steps (SDEdit; (0, 1], e.g. 0.2): keeps a real back's skin, the model redraws the rest")
     run = p.add_argument_group("output and devices")
     run.add_argument("--out", required=True, help="output folder (4D-Spine layout)")
     run.add_argument("--overwrite", action="store_true", help="replace existing subjects of the same name")
@@ -299,8 +354,15 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     for option, value in counts.items():
         if value is not None and value < 1:
             parser.error(f"{option} must be >= 1, got {value}")
-    if args.phantom_start is not None and not 0.0 < args.phantom_start <= 1.0:
-        parser.error(f"--phantom-start must lie in (0, 1], got {args.phantom_start}")
+    for option, strength in (("--phantom-start", args.phantom_start), ("--donor-start", args.donor_start)):
+        if strength is not None and not 0.0 < strength <= 1.0:
+            parser.error(f"{option} must lie in (0, 1], got {strength}")
+    if args.phantom_start is not None and args.donor_start is not None:
+        parser.error("give one start: --phantom-start or --donor-start")
+    if (args.donors is None) != (args.donor_start is None):
+        parser.error("--donor-start and --donors go together (a strength and the folder of real backs to start from)")
+    if args.donors is not None and not Path(args.donors).is_dir():
+        parser.error(f"--donors: {args.donors} is not a folder")
     if (args.checkpoint is None) == (args.pipeline is None):
         parser.error("give exactly one of --checkpoint (a .ckpt from training) or --pipeline (an exported folder)")
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
@@ -316,10 +378,23 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     names = [r.name for r in requests]
     if len(set(names)) != len(names):
         parser.error(f"spinal lines with the same name: {names}; give files distinct names")
-    if args.phantom_start is not None:
-        one_line = [r.name for r in requests if set(r.lines) != {"esl", "isl"}]
-        if one_line:
-            parser.error(f"--phantom-start needs both the ESL and the ISL of each spine; these files hold one line: {one_line}")
+    option = "--phantom-start" if args.phantom_start is not None else "--donor-start" if args.donor_start is not None else None
+    one_line = [r.name for r in requests if set(r.lines) != {"esl", "isl"}]
+    if option is not None and one_line:
+        parser.error(f"{option} needs both the ESL and the ISL of each spine; these files hold one line: {one_line}")
+
+
+def read_donors(folder: str, parser: argparse.ArgumentParser) -> list[BackScan]:
+    """The ``--donors`` scans with both lines (unreadable ones skipped with a warning); a usage error if none."""
+    from pcdiff.data.io import read_dataset
+
+    try:
+        scans = [s for s in read_dataset(Path(folder), skip_invalid=True) if s.esl is not None and s.isl is not None]
+    except (ValueError, FileNotFoundError) as exc:
+        parser.error(f"--donors {folder}: {exc}")
+    if not scans:
+        parser.error(f"--donors {folder}: no scan with both an ESL and an ISL")
+    return scans
 
 
 def main(argv: Sequence[str] | None = None) -> list[Path]:
@@ -335,18 +410,24 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     requests = spine_requests(args, which)
     steps = args.steps if args.steps is not None else defaults["num_inference_steps"]
     guidance = args.guidance_scale if args.guidance_scale is not None else defaults["guidance_scale"]
-    phantom_points = None if args.phantom_start is None else (args.num_points or pipe.config.num_points)
-    dataset = SpineDataset(requests, args.num_per_spine, pipe.config.num_keypoints, args.seed, phantom_points)
+    start_points = args.num_points or pipe.config.num_points
     meta = {"model": defaults["source"], "sampler": type(pipe.scheduler).__name__, "num_inference_steps": steps,
             "guidance_scale": guidance, "conditioning_line": which}
+    start, strength = None, 1.0
     if args.phantom_start is not None:
-        meta["phantom_start"] = {"strength": args.phantom_start, "init": "pcdiff.data.phantom.phantom_for_lines"}
+        start, strength = phantom_start(start_points), args.phantom_start
+        meta["phantom_start"] = {"strength": strength, "init": "pcdiff.data.phantom.phantom_for_lines"}
+    elif args.donor_start is not None:
+        donors = read_donors(args.donors, parser)
+        start, strength = DonorStart(donors, start_points), args.donor_start
+        meta["donor_start"] = {"strength": strength, "init": "pcdiff.data.respine.respine_donor", "donors": str(args.donors)}
+    dataset = SpineDataset(requests, args.num_per_spine, pipe.config.num_keypoints, args.seed, start)
     writer = ScanWriter(Path(args.out), dataset, which, meta, args.overwrite)
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
     trainer = L.Trainer(accelerator=args.accelerator, devices=devices, logger=False, enable_checkpointing=False,
                         callbacks=[writer], enable_model_summary=False)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False)
-    generator = BackGenerator(pipe, steps, guidance, args.num_points, args.phantom_start or 1.0)
+    generator = BackGenerator(pipe, steps, guidance, args.num_points, strength)
     trainer.predict(generator, loader, return_predictions=False)
     if trainer.is_global_zero:
         print(f"wrote {len(writer.written)} scans to {args.out}" + (" (this rank)" if trainer.world_size > 1 else ""))

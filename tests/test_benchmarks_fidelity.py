@@ -106,11 +106,18 @@ def test_real_conditioning_tiny_end_to_end(tmp_path):
     stamps = [c.stat().st_mtime_ns for c in kept]
     again = real_conditioning.main(
         ["--mode", "tiny", "--src", str(PCDARE), "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(tmp_path / "again"),
-         "--phantom-start", "0.5", "--fold-dir", str(tmp_path / "folds")]
+         "--phantom-start", "0.5", "--respine-start", "0.5", "--fold-dir", str(tmp_path / "folds")]
     )
     assert [c.stat().st_mtime_ns for c in kept] == stamps
     assert [f["train_s"] for f in again["folds"]] == [f["train_s"] for f in payload["folds"]]
     assert again["summary"]["gen"]["chamfer_mm"]["mean"] == pytest.approx(payload["summary"]["gen"]["chamfer_mm"]["mean"])
+    # --respine-start: the retrieved back moved onto the subject's lines, and the model started from it; near-copies of
+    # real backs, so their 1-NNA is per fold only
+    for r in again["subjects"]:
+        assert all(_finite(r[f"{who}_chamfer_mm"]) for who in ("respined", "respined_shear", "respine_sdedit0.5"))
+    for who in ("respined", "respine_sdedit0.5"):
+        assert f"{who}_vs_real_pooled" not in again["summary"] and "1-NNA-CD" in again["summary"][f"{who}_vs_real_fold_mean"]
+    assert "moved onto the subject's lines" in (tmp_path / "again" / "real_conditioning.md").read_text()
     # --draw: the same fold models, other noise and other start phantoms
     other = real_conditioning.main(
         ["--mode", "tiny", "--src", str(PCDARE), "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(tmp_path / "draw1"),

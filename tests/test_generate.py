@@ -97,6 +97,31 @@ def test_phantom_start_begins_each_back_from_a_phantom_of_its_spine(checkpoint, 
     assert "needs both the ESL and the ISL" in message
 
 
+def test_donor_start_begins_each_copy_from_its_next_nearest_donor_moved_onto_the_spine(checkpoint, tmp_path, capsys):
+    from pcdiff.data.io import write_subject
+    from pcdiff.data.phantom import generate_phantom
+
+    request = SpineParams(cobb_deg=40.0, curve_type="thoracic")
+    donors = tmp_path / "donors"
+    for name, params in (("straight", SpineParams()), ("same_curve", request), ("lumbar", SpineParams(cobb_deg=35.0, curve_type="lumbar"))):
+        write_subject(generate_phantom(7, 2048, params=params, name=name), donors)
+    out = tmp_path / "gen"
+    argv = ["--checkpoint", str(checkpoint), "--cobb", "40", "--curve-type", "thoracic", "--seed", "2"]
+    generate_main(_quiet([*argv, "--donors", str(donors), "--donor-start", "0.3", "--num-per-spine", "2", "--out", str(out)]))
+    (first, doc), (_, second) = _read(out / "cobb40p0_curve_typethoracic_00"), _read(out / "cobb40p0_curve_typethoracic_01")
+    assert first.shape == (TINY_POINTS, 3) and doc["generated"]["donor_start"]["strength"] == 0.3
+    # copy 0 starts from the donor whose spine is the requested one, copy 1 from the next nearest
+    assert doc["generated"]["start_from"] == "same_curve" and second["generated"]["start_from"] != "same_curve"
+    generate_main(_quiet([*argv, "--out", str(tmp_path / "noise")]))
+    assert not np.allclose(first, _read(tmp_path / "noise" / "cobb40p0_curve_typethoracic")[0])
+    assert "go together" in _usage_error([*argv, "--donor-start", "0.2", "--out", str(tmp_path / "x")], capsys)
+    assert "not a folder" in _usage_error([*argv, "--donors", str(tmp_path / "nope"), "--donor-start", "0.2",
+                                           "--out", str(tmp_path / "x")], capsys)
+    assert "one start" in _usage_error([*argv, "--donors", str(donors), "--donor-start", "0.2", "--phantom-start", "0.2",
+                                        "--out", str(tmp_path / "x")], capsys)
+    assert not (tmp_path / "x").exists()
+
+
 def _usage_error(argv, capsys) -> str:
     """Run generate expecting argparse's usage error (exit 2); return its one-line message."""
     with pytest.raises(SystemExit) as exc:

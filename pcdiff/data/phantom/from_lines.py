@@ -35,7 +35,7 @@ def _check_line(line: np.ndarray, name: str) -> np.ndarray:
     return arr
 
 
-def _at_heights(line: np.ndarray, y: np.ndarray) -> np.ndarray:
+def points_at_heights(line: np.ndarray, y: np.ndarray) -> np.ndarray:
     """(T, 3) points of ``line`` (L, 3, top -> bottom) at heights ``y`` (T,), clamped beyond its ends
     (:func:`~pcdiff.geometry.frames.straightened.line_at_height`, the straightened frame's reader)."""
     import torch  # here, not at the top: importing the phantom package stays numpy-only
@@ -70,7 +70,7 @@ def geometry_from_lines(
     esl, isl = _check_line(esl_mm, "esl"), _check_line(isl_mm, "isl")
     y = np.linspace(esl[0, 1], esl[-1, 1], num_samples)
     t = np.linspace(0.0, 1.0, num_samples)
-    esl_dense, isl_dense = _at_heights(esl, y), _at_heights(isl, y)
+    esl_dense, isl_dense = points_at_heights(esl, y), points_at_heights(isl, y)
     deviation = isl_dense[:, 0] - (isl_dense[0, 0] + (isl_dense[-1, 0] - isl_dense[0, 0]) * t)
     peak = float(np.abs(deviation).max())
     cobb = float(cobb_angle(isl_dense))
