@@ -30,8 +30,9 @@ With ``--phantom-start S ...`` two more kinds of rows: the phantom of each held-
 (:func:`pcdiff.data.phantom.phantom_for_lines`, no model), and the same fold model sampled from that phantom at each
 SDEdit strength S (``SpineToBackPipeline(init_backs=, strength=)``), scored like the generator. With
 ``--respine-start S ...``: the retrieved back moved onto the held-out subject's ESL and turned by the change in
-axial rotation (:func:`pcdiff.data.respine.respine_back`, no model; and sheared only, without the turn), and the fold
-model sampled from it at each strength S. A respined back is a near-copy of a real training back, which is itself
+axial rotation (:func:`pcdiff.data.respine.respine_donor`, no model; the turn's gain fitted on the fold's training
+subjects, :func:`~pcdiff.data.respine.fit_rotation_gain`; also at the phantom prior's gain 1 and sheared only,
+without the turn), and the fold model sampled from the fitted-gain back at each strength S. A respined back is a near-copy of a real training back, which is itself
 held out in another fold, so like retrieval its 1-NNA is read per fold, not pooled. ``--fold-dir`` keeps
 the fold models (and their recipes) and reuses them in a later run of the same settings.
 
@@ -63,7 +64,7 @@ from benchmarks.sampling import sample_backs
 from benchmarks.scoring import asymmetry_scores, paired_distances, spine_scores, summarize
 from benchmarks.training import CONFIGS_DIR, read_train_config, start_run, train_with_cli
 from pcdiff.data.phantom.from_lines import phantom_for_lines
-from pcdiff.data.respine import respine_donor
+from pcdiff.data.respine import Donor, fit_rotation_gain, respine_donor
 from pcdiff.geometry.frames import to_mm, to_normalised
 
 log = logging.getLogger("real_conditioning")
@@ -336,7 +337,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     seed=noise_seed, device=args.device, init=phantoms, strength=strength,
                     sampler_kwargs={"use_karras_sigmas": True} if s.karras else None)[0]
         if args.respine_start:  # the retrieved back moved onto the subject's lines; the model sampled from it
-            for who, gain in (("respined", 1.0), ("respined_shear", 0.0)):
+            turn_gain = fit_rotation_gain([Donor(mm_back(bank, j), esl_by_name[n], isl_by_name[n], n)
+                                           for j, n in enumerate(bank["names"])])  # on the training subjects only
+            for who, gain in (("respined", turn_gain), ("respined_prior", 1.0), ("respined_shear", 0.0)):
                 extra_backs[who] = respined_backs(retrieved, real, bank, idx, esl_by_name, isl_by_name, gain)
             for strength in args.respine_start:
                 extra_backs[sdedit_key(strength, "respine")] = sample_backs(
@@ -359,7 +362,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         pooled["retrieval"].append(retrieved)
         for who, b in extra_backs.items():
             pooled[who].append(b)
-        fold_times.append({"fold": f, "held_out": held_out, "train_s": train_s, "sample_s_per_back": sample_s / len(spines)})
+        fold_times.append({"fold": f, "held_out": held_out, "train_s": train_s, "sample_s_per_back": sample_s / len(spines),
+                           **({"turn_gain": turn_gain} if args.respine_start else {})})
         plot_items.append((real, backs[:q], retrieved, esl_mm))
         log.info("fold %d: held out %s; trained %.0f s; gen CD %.1f mm vs retrieval %.1f mm", f, held_out, train_s,
                  np.mean([r["gen_chamfer_mm"] for r in per_subject if r["fold"] == f]),
@@ -439,9 +443,15 @@ def respine_candidates(strengths: list[float]) -> dict[str, str]:
     """Result key -> table label of the ``--respine-start`` rows (none without strengths)."""
     if not strengths:
         return {}
-    return {"respined": "retrieved back moved onto the subject's lines (no model)",
+    return {"respined": "retrieved back moved onto the subject's lines, turn gain fitted in-fold (no model)",
+            "respined_prior": "retrieved back moved onto the subject's lines, turn gain 1 (phantom prior; no model)",
             "respined_shear": "retrieved back sheared onto the subject's ESL, not turned (no model)",
             **{sdedit_key(v, "respine"): f"generator started from the moved back, strength {v:g}" for v in strengths}}
+
+
+def mm_back(data: dict[str, Any], j: int) -> np.ndarray:
+    """(N, 3) float64 mm: back ``j`` of a :func:`stack` in its own frame."""
+    return to_mm(data["points"][j].double().numpy(), data["center"][j].double().numpy(), float(data["scale"][j]))
 
 
 def respined_backs(retrieved: torch.Tensor, real: dict[str, Any], bank: dict[str, Any], idx: torch.Tensor,
@@ -462,8 +472,7 @@ def respined_backs(retrieved: torch.Tensor, real: dict[str, Any], bank: dict[str
     for i, name in enumerate(real["names"]):
         j = int(idx[i])
         donor = bank["names"][j]
-        points = to_mm(bank["points"][j].double().numpy(), bank["center"][j].double().numpy(), float(bank["scale"][j]))
-        moved = respine_donor(points, esl_by_name[donor], isl_by_name[donor], esl_by_name[name], isl_by_name[name],
+        moved = respine_donor(mm_back(bank, j), esl_by_name[donor], isl_by_name[donor], esl_by_name[name], isl_by_name[name],
                               rotation_gain=rotation_gain)
         out.append(to_normalised(moved.astype(np.float64), real["center"][i].double().numpy(), float(real["scale"][i])))
     return torch.as_tensor(np.stack(out)).float()
@@ -535,6 +544,8 @@ def render_markdown(p: dict[str, Any]) -> str:
         "",
         markdown_table(rows, COLUMNS),
         "",
+        *([f"Turn gain of the moved backs, fitted on each fold's training subjects: "
+           + ", ".join(f"{f['turn_gain']:.2f}" for f in p["folds"]) + ".", ""] if "turn_gain" in p["folds"][0] else []),
         f"Generator better than retrieval, per subject: " + ", ".join(f"{k} {v}/{summ['subjects']}" for k, v in wins.items()) + ".",
         "",
         verdict(summ),

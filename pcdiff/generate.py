@@ -35,6 +35,7 @@ spine's ESL and ISL, so phantom parameters or files holding both lines):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import logging
@@ -96,16 +97,31 @@ class SpineRequest:
 class DonorStart:
     """``--donor-start``: copy ``j`` of a request starts from its ``j``-th nearest donor (cycling), moved onto its lines.
 
+    The turn's gain is fitted on the donors themselves (:func:`pcdiff.data.respine.fit_rotation_gain`, on ``num_points``
+    of each, drawn with seed 0); with a single donor it stays at the phantom prior's (1).
+
     Args:
         donors: real back scans with ESL and ISL (mm, each in its own frame).
         num_points: N points drawn (seeded, without replacement where the donor has enough) from the donor.
     """
 
     def __init__(self, donors: Sequence[BackScan], num_points: int) -> None:
-        usable = [d for d in donors if d.esl is not None and d.isl is not None]
+        from pcdiff.data.respine import Donor, fit_rotation_gain
+
+        usable = [Donor(d.points, d.esl, d.isl, d.name) for d in donors if d.esl is not None and d.isl is not None]
         if not usable:
             raise ValueError("--donors: no scan with both an ESL and an ISL")
         self.donors, self.num_points = usable, num_points
+        self.rotation_gain = 1.0
+        if len(usable) >= 2:
+            rng = np.random.default_rng(0)
+            self.rotation_gain = fit_rotation_gain([dataclasses.replace(d, points=self._draw(d, rng)) for d in usable])
+        log.info("--donor-start: %d donors, turn gain %.2f", len(usable), self.rotation_gain)
+
+    def _draw(self, donor: Any, rng: np.random.Generator) -> np.ndarray:
+        """``num_points`` of the donor's points, without replacement where it has enough."""
+        n = len(donor.points)
+        return donor.points[rng.choice(n, self.num_points, replace=n < self.num_points)]
 
     def __call__(self, request: SpineRequest, seed: int, copy: int) -> tuple[np.ndarray, str]:
         """``(points (N, 3) float32 mm, donor name)`` for copy ``copy`` of ``request``, drawn with ``seed``."""
@@ -113,9 +129,8 @@ class DonorStart:
 
         esl, isl = request.both("--donor-start")
         donor = self.donors[rank_donors(esl, [d.esl for d in self.donors])[copy % len(self.donors)]]
-        rng = np.random.default_rng(seed)
-        pick = rng.choice(len(donor.points), self.num_points, replace=len(donor.points) < self.num_points)
-        return respine_donor(donor.points[pick], donor.esl, donor.isl, esl, isl), donor.name
+        points = self._draw(donor, np.random.default_rng(seed))
+        return respine_donor(points, donor.esl, donor.isl, esl, isl, rotation_gain=self.rotation_gain), donor.name
 
 
 # ---------------------------------------------------------------------------------------- spine sources
@@ -419,8 +434,10 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
         meta["phantom_start"] = {"strength": strength, "init": "pcdiff.data.phantom.phantom_for_lines"}
     elif args.donor_start is not None:
         donors = read_donors(args.donors, parser)
-        start, strength = DonorStart(donors, start_points), args.donor_start
-        meta["donor_start"] = {"strength": strength, "init": "pcdiff.data.respine.respine_donor", "donors": str(args.donors)}
+        donor_start = DonorStart(donors, start_points)
+        start, strength = donor_start, args.donor_start
+        meta["donor_start"] = {"strength": strength, "init": "pcdiff.data.respine.respine_donor", "donors": str(args.donors),
+                               "rotation_gain": donor_start.rotation_gain}
     dataset = SpineDataset(requests, args.num_per_spine, pipe.config.num_keypoints, args.seed, start)
     writer = ScanWriter(Path(args.out), dataset, which, meta, args.overwrite)
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices

@@ -110,6 +110,7 @@ def test_donor_start_begins_each_copy_from_its_next_nearest_donor_moved_onto_the
     generate_main(_quiet([*argv, "--donors", str(donors), "--donor-start", "0.3", "--num-per-spine", "2", "--out", str(out)]))
     (first, doc), (_, second) = _read(out / "cobb40p0_curve_typethoracic_00"), _read(out / "cobb40p0_curve_typethoracic_01")
     assert first.shape == (TINY_POINTS, 3) and doc["generated"]["donor_start"]["strength"] == 0.3
+    assert 0.0 <= doc["generated"]["donor_start"]["rotation_gain"] <= 2.0  # fitted on the three donors
     # copy 0 starts from the donor whose spine is the requested one, copy 1 from the next nearest
     assert doc["generated"]["start_from"] == "same_curve" and second["generated"]["start_from"] != "same_curve"
     generate_main(_quiet([*argv, "--out", str(tmp_path / "noise")]))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
 from pcdiff.data.phantom import SpineParams, phantom_for_lines, spine_geometry
-from pcdiff.data.respine import rank_donors, respine_back, respine_donor, shear_onto_line
+from pcdiff.data.respine import Donor, fit_rotation_gain, rank_donors, respine_back, respine_donor, shear_onto_line
 from pcdiff.metrics.spine import asymmetry_agreement
 
 THORACIC = SpineParams(cobb_deg=45.0, curve_type="thoracic", apex="T8", convexity="right", rotation_deg=15.0)
@@ -87,3 +89,25 @@ def test_a_donor_in_its_own_frame_is_placed_on_the_requested_line_first(donor_an
                           target.esl, target.isl)
     direct = respine_back(donor.points, donor.esl, donor.isl, target.esl, target.isl)
     np.testing.assert_allclose(moved, direct, atol=0.05)  # mm
+
+
+CURVES = [SpineParams(cobb_deg=c, curve_type=t, convexity=v) for c, t, v in
+          ((40.0, "thoracic", "right"), (35.0, "lumbar", "left"), (30.0, "thoracolumbar", "right"), (45.0, "thoracic", "left"),
+           (25.0, "lumbar", "right"), (10.0, "thoracic", "right"))]
+
+
+@pytest.fixture(scope="module")
+def curved_phantoms():
+    """Phantom backs of six curves, their rib humps from the phantom's own rotation model (drawn gains)."""
+    return [phantom_for_lines(g.esl, g.isl, seed=i, num_points=4096) for i, g in enumerate(map(spine_geometry, CURVES))]
+
+
+def test_the_turn_gain_fitted_on_phantoms_is_the_models_and_on_flat_backs_zero(curved_phantoms, donor_and_target):
+    donors = [Donor(p.points, p.esl, p.isl, f"p{i}") for i, p in enumerate(curved_phantoms)]
+    assert 0.6 < fit_rotation_gain(donors) < 1.6  # phantoms carry the model's humps (gains drawn around 1)
+    straight, _ = donor_and_target
+    flat = [dataclasses.replace(d, points=respine_back(straight.points, straight.esl, straight.isl, d.esl, d.isl,
+                                                       rotation_gain=0.0)) for d in donors]
+    assert fit_rotation_gain(flat) < 0.3  # the same lines on backs without a hump
+    with pytest.raises(ValueError, match="at least 2"):
+        fit_rotation_gain(donors[:1])

@@ -272,6 +272,36 @@ def surface_asymmetry(
     return np.interp(np.arange(len(line)), np.flatnonzero(ok), out[ok])
 
 
+def centred_asymmetry_profiles(
+    backs: list[np.ndarray],
+    line: np.ndarray,
+    *,
+    distance_mm: float = ASYMMETRY_DISTANCE_MM,
+    radius_mm: float | None = None,
+    num_keypoints: int = 64,
+    trim: float = 0.1,
+) -> list[np.ndarray]:
+    """The backs' :func:`surface_asymmetry` profiles beside one ESL, ends trimmed, each centred along the line.
+
+    Args:
+        backs: clouds (N_i, 3) mm in the line's frame; line: (L, 3) mm ESL, either direction.
+        distance_mm, radius_mm, num_keypoints, trim: as :func:`asymmetry_agreement` (the patch radius, when None,
+            from the sparsest back).
+
+    Returns:
+        One (num_keypoints - 2 * round(trim * num_keypoints),) profile (mm, mean 0) per back.
+    """
+    checked = [_check(b, line) for b in backs]
+    backs, line = [c[0] for c in checked], checked[0][1]
+    if radius_mm is None:
+        radius_mm = ASYMMETRY_RADIUS_MM * float(np.sqrt(16384 / min(len(b) for b in backs)))
+    keypoints = resample_polyline(line, num_keypoints).astype(np.float64)
+    cut = int(round(trim * num_keypoints))
+    keypoints = keypoints[cut : num_keypoints - cut]
+    profiles = [surface_asymmetry(b, keypoints, distance_mm, radius_mm) for b in backs]
+    return [p - p.mean() for p in profiles]
+
+
 def asymmetry_agreement(
     points: np.ndarray,
     reference: np.ndarray,
@@ -306,15 +336,8 @@ def asymmetry_agreement(
         ``asym_amplitude_ratio``: SD of the back's profile over the reference's (1: as pronounced);
         ``asym_reference_sd_mm``: the reference profile's SD (mm), the size of what is being matched.
     """
-    points, line = _check(points, line)
-    reference, _ = _check(reference, line)
-    if radius_mm is None:
-        radius_mm = ASYMMETRY_RADIUS_MM * float(np.sqrt(16384 / min(len(points), len(reference))))
-    keypoints = resample_polyline(line, num_keypoints).astype(np.float64)
-    cut = int(round(trim * num_keypoints))
-    keypoints = keypoints[cut : num_keypoints - cut]
-    profiles = [surface_asymmetry(p, keypoints, distance_mm, radius_mm) for p in (points, reference)]
-    back, ref = (p - p.mean() for p in profiles)
+    back, ref = centred_asymmetry_profiles([points, reference], line, distance_mm=distance_mm, radius_mm=radius_mm,
+                                           num_keypoints=num_keypoints, trim=trim)
     back_sd, ref_sd = float(back.std()), float(ref.std())
     corr = float(np.dot(back, ref) / (len(back) * back_sd * ref_sd)) if back_sd > 0 and ref_sd > 0 else float("nan")
     return {
