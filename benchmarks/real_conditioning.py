@@ -472,8 +472,8 @@ def respined_backs(retrieved: torch.Tensor, real: dict[str, Any], bank: dict[str
     for i, name in enumerate(real["names"]):
         j = int(idx[i])
         donor = bank["names"][j]
-        moved = respine_donor(mm_back(bank, j), esl_by_name[donor], isl_by_name[donor], esl_by_name[name], isl_by_name[name],
-                              rotation_gain=rotation_gain)
+        moved = respine_donor(Donor(mm_back(bank, j), esl_by_name[donor], isl_by_name[donor], donor), esl_by_name[name],
+                              isl_by_name[name], rotation_gain=rotation_gain)
         out.append(to_normalised(moved.astype(np.float64), real["center"][i].double().numpy(), float(real["scale"][i])))
     return torch.as_tensor(np.stack(out)).float()
 

@@ -129,8 +129,8 @@ class DonorStart:
 
         esl, isl = request.both("--donor-start")
         donor = self.donors[rank_donors(esl, [d.esl for d in self.donors])[copy % len(self.donors)]]
-        points = self._draw(donor, np.random.default_rng(seed))
-        return respine_donor(points, donor.esl, donor.isl, esl, isl, rotation_gain=self.rotation_gain), donor.name
+        drawn = dataclasses.replace(donor, points=self._draw(donor, np.random.default_rng(seed)))
+        return respine_donor(drawn, esl, isl, rotation_gain=self.rotation_gain), donor.name
 
 
 # ---------------------------------------------------------------------------------------- spine sources

@@ -85,7 +85,7 @@ def test_donors_are_ranked_by_esl_shape_whatever_their_place_and_size(donor_and_
 def test_a_donor_in_its_own_frame_is_placed_on_the_requested_line_first(donor_and_target):
     donor, target = donor_and_target
     shift, scale = np.array([200.0, 900.0, -50.0]), 1.3
-    moved = respine_donor(scale * donor.points + shift, scale * donor.esl + shift, scale * donor.isl + shift,
+    moved = respine_donor(Donor(scale * donor.points + shift, scale * donor.esl + shift, scale * donor.isl + shift),
                           target.esl, target.isl)
     direct = respine_back(donor.points, donor.esl, donor.isl, target.esl, target.isl)
     np.testing.assert_allclose(moved, direct, atol=0.05)  # mm

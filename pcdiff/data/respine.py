@@ -127,34 +127,6 @@ def rank_donors(esl_to: np.ndarray, donor_esls: list[np.ndarray], num_keypoints:
     return np.argsort(distances, kind="stable")
 
 
-def respine_donor(
-    points: np.ndarray,
-    esl_from: np.ndarray,
-    isl_from: np.ndarray,
-    esl_to: np.ndarray,
-    isl_to: np.ndarray,
-    *,
-    rotation_gain: float = 1.0,
-) -> np.ndarray:
-    """A donor back in its own frame placed on the requested lines: its ESL's line frame mapped onto the requested
-    ESL's (a translation and a uniform scale, as retrieval places a back), then :func:`respine_back`.
-
-    Args:
-        points: (N, 3) mm, the donor back in its own frame; esl_from, isl_from: (L, 3) its lines, same frame.
-        esl_to, isl_to: (M, 3) mm, the requested lines.
-        rotation_gain: see :func:`respine_back`.
-
-    Returns:
-        (N, 3) float32 mm, in the requested lines' frame.
-    """
-    frame_from, frame_to = line_frame(esl_from), line_frame(esl_to)
-
-    def place(x: np.ndarray) -> np.ndarray:
-        return to_mm(to_normalised(np.asarray(x, dtype=np.float64), *frame_from), *frame_to)
-
-    return respine_back(place(points), place(esl_from), place(isl_from), esl_to, isl_to, rotation_gain=rotation_gain)
-
-
 @dataclass(frozen=True)
 class Donor:
     """A donor back: points (N, 3) mm in its own frame, its ESL and ISL (L, 3) mm in the same frame, its name."""
@@ -163,6 +135,26 @@ class Donor:
     esl: np.ndarray
     isl: np.ndarray
     name: str = "donor"
+
+
+def respine_donor(donor: Donor, esl_to: np.ndarray, isl_to: np.ndarray, *, rotation_gain: float = 1.0) -> np.ndarray:
+    """A donor back in its own frame placed on the requested lines: its ESL's line frame mapped onto the requested
+    ESL's (a translation and a uniform scale, as retrieval places a back), then :func:`respine_back`.
+
+    Args:
+        donor: the back (points (N, 3) mm) and its lines, in its own frame.
+        esl_to, isl_to: (M, 3) mm, the requested lines.
+        rotation_gain: see :func:`respine_back`.
+
+    Returns:
+        (N, 3) float32 mm, in the requested lines' frame.
+    """
+    frame_from, frame_to = line_frame(donor.esl), line_frame(esl_to)
+
+    def place(x: np.ndarray) -> np.ndarray:
+        return to_mm(to_normalised(np.asarray(x, dtype=np.float64), *frame_from), *frame_to)
+
+    return respine_back(place(donor.points), place(donor.esl), place(donor.isl), esl_to, isl_to, rotation_gain=rotation_gain)
 
 
 def fit_rotation_gain(donors: list[Donor], *, max_gain: float = 2.0) -> float:
@@ -191,8 +183,7 @@ def fit_rotation_gain(donors: list[Donor], *, max_gain: float = 2.0) -> float:
     num, den = 0.0, 0.0
     for i, target in enumerate(donors):
         partner = donors[next(int(j) for j in rank_donors(target.esl, esls) if j != i)]
-        moved = [respine_donor(partner.points, partner.esl, partner.isl, target.esl, target.isl, rotation_gain=g)
-                 for g in (0.0, 1.0)]
+        moved = [respine_donor(partner, target.esl, target.isl, rotation_gain=g) for g in (0.0, 1.0)]
         real, sheared, turned = centred_asymmetry_profiles([target.points, *moved], target.esl)
         turn = turned - sheared
         num += float(turn @ (real - sheared))
