@@ -21,6 +21,11 @@ asymmetry patches of :func:`~pcdiff.estimator.isl_offset.surface_asymmetry` are 
 diffusion only. Control rows: real + the diffusion backs' own phantoms (:func:`twin_phantoms`: the same spines
 and point count, the phantom's surface instead of the generated one), which tells what the generated surface adds.
 
+With ``--donors``, rows of donor backs (:func:`donor_sets`): the same phantom spines carried by real backs, the
+fold's training subjects moved onto them (``python -m pcdiff.generate --donor-start``'s start without the model,
+:func:`pcdiff.data.respine.respine_donor`), labelled with the spines' own ESL and ISL: what a real skin adds to the
+phantom spines over the phantom's surface.
+
 Phantoms: :func:`pcdiff.data.phantom.generate_phantom` at ``--phantom-points`` (4096) points, ``--phantoms``
 (100) per draw, ``--draws`` (3) draws of disjoint seeds (draw d: seeds 20000 + 1000 d + j; large curves: 20500
 + 1000 d + j with ``spine_prior={"cobb_min": 40}``). Rows with phantoms are fitted and scored once per draw.
@@ -55,6 +60,7 @@ from benchmarks.spine_baselines import (NUM_KEYPOINTS, _resampled, fold_split, f
                                         select_setting, trunk_widths)
 from pcdiff.data.pcdare import read_pcdare
 from pcdiff.data.phantom.generator import generate_phantom
+from pcdiff.data.respine import Donor, fit_rotation_gain, rank_donors, respine_donor
 from pcdiff.data.sample import BackScan
 from pcdiff.estimator.geometric import landmark_heights
 from pcdiff.estimator.isl_offset import (
@@ -87,7 +93,9 @@ class TrainingSet:
 
     Sources: ``real`` (the fold's training subjects), ``phantoms``, ``phantoms_large`` (Cobb >= 40),
     ``phantoms_dense`` (the ``phantoms`` spines at ``--dense-points``), ``diffusion``, ``diffusion_large``,
-    ``twins`` and ``twins_large`` (:func:`twin_phantoms`: the diffusion backs' own phantoms).
+    ``twins`` and ``twins_large`` (:func:`twin_phantoms`: the diffusion backs' own phantoms), ``donors`` and
+    ``donors_large`` (:func:`donor_sets`: the ``phantoms`` / ``phantoms_large`` spines carried by the fold's own
+    training backs, moved onto them).
     """
 
     name: str
@@ -114,6 +122,11 @@ ROWS: tuple[TrainingSet, ...] = (
     TrainingSet("control: real + those phantoms (Cobb >= 40), equal weight", ("real", "twins_large"), True),
     TrainingSet("extra: phantoms (Cobb >= 40) + real", ("phantoms_large", "real")),
     TrainingSet("extra: phantoms (Cobb >= 40) + real, equal weight", ("phantoms_large", "real"), True),
+    TrainingSet("extra: donor backs only", ("donors",)),
+    TrainingSet("real + donor backs", ("real", "donors")),
+    TrainingSet("real + donor backs, equal weight", ("real", "donors"), True),
+    TrainingSet("real + donor backs (Cobb >= 40)", ("real", "donors_large")),
+    TrainingSet("real + donor backs (Cobb >= 40), equal weight", ("real", "donors_large"), True),
     TrainingSet("extra: dense phantoms only", ("phantoms_dense",)),
     TrainingSet("extra: dense phantoms + real", ("phantoms_dense", "real")),
     TrainingSet("extra: dense phantoms + real, equal weight", ("phantoms_dense", "real"), True),
@@ -234,8 +247,28 @@ def large_curves(synthetic: SyntheticSet, min_cobb: float = LARGE_COBB_DEG) -> S
                         synthetic.num_points)
 
 
+def donor_sets(scans: list[BackScan], train: np.ndarray, spines: list[SyntheticSet]) -> list[SyntheticSet]:
+    """Donor backs of one fold: each spine of ``spines`` (per draw) carried by the nearest of the fold's training
+    backs, moved onto its lines (:func:`pcdiff.data.respine.respine_donor`, full density, turn gain fitted on the
+    training backs, :func:`~pcdiff.data.respine.fit_rotation_gain`); the spines' own ESL and ISL are the labels.
+    Only training subjects are donors, so no held-out surface enters a fit."""
+    donors = [Donor(scans[k].points, scans[k].esl, scans[k].isl, scans[k].name) for k in train]
+    gain = fit_rotation_gain(donors)
+    esls = [d.esl for d in donors]
+    out = []
+    for spine_set in spines:
+        examples, cover = [], []
+        for ex in spine_set.examples:
+            moved = respine_donor(donors[int(rank_donors(ex.esl, esls)[0])], ex.esl, ex.isl, rotation_gain=gain)
+            examples.append(offset_example(ex.esl, ex.isl, moved, trunk_width_mm(moved, ex.esl[0, 1], ex.esl[-1, 1]), NUM_KEYPOINTS))
+            cover.append(asymmetry_coverage(moved, examples[-1].esl))
+        out.append(SyntheticSet(examples, spine_set.cobb, spine_set.seeds, float(np.mean(cover)), 0))
+    return out
+
+
 def evaluate(
-    scans: list[BackScan], folds: int, synthetic: dict[str, list[SyntheticSet]], rows: tuple[TrainingSet, ...] = ROWS
+    scans: list[BackScan], folds: int, synthetic: dict[str, list[SyntheticSet]], rows: tuple[TrainingSet, ...] = ROWS,
+    per_fold: dict[str, str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Fit the offset model of every row, fold and draw; score it on the fold's test subjects.
 
@@ -245,6 +278,8 @@ def evaluate(
         synthetic: source -> one :class:`SyntheticSet` per draw (a source with one set is shared by all draws).
             Rows needing a source absent here are left out.
         rows: the training sets.
+        per_fold: source -> the ``synthetic`` source whose spines it takes: its sets are built per fold from
+            the fold's training backs (:func:`donor_sets`), e.g. ``{"donors": "phantoms"}``.
 
     Returns:
         One record per (row, draw, subject, ESL kind) and one per (row, draw, fold) with the fitted parameters.
@@ -257,14 +292,17 @@ def evaluate(
     for f in range(folds):
         train = np.flatnonzero(fold_of != f)
         choice = select_setting(furrow_err, fold_of != f)
+        fold_synthetic = {**synthetic, **{src: donor_sets(scans, train, synthetic[spines])
+                                          for src, spines in (per_fold or {}).items() if synthetic.get(spines)}}
         for row in rows:
-            if any(src != "real" and not synthetic.get(src) for src in row.sources):
+            if any(src != "real" and not fold_synthetic.get(src) for src in row.sources):
                 continue
-            draws = max([len(synthetic[src]) for src in row.sources if src != "real"], default=1)
+            draws = max([len(fold_synthetic[src]) for src in row.sources if src != "real"], default=1)
             for d in range(draws):
                 examples, is_real = [], []
                 for src in row.sources:
-                    chosen = [real[k] for k in train] if src == "real" else synthetic[src][min(d, len(synthetic[src]) - 1)].examples
+                    sets = fold_synthetic.get(src, [])
+                    chosen = [real[k] for k in train] if src == "real" else sets[min(d, len(sets) - 1)].examples
                     examples += chosen
                     is_real += [src == "real"] * len(chosen)
                 weights = balanced_weights(np.array(is_real)) if row.equal_weight else None
@@ -417,6 +455,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--draws", type=int, default=3, help="phantom draws (disjoint seed ranges)")
     parser.add_argument("--phantom-points", type=int, default=4096)
     parser.add_argument("--dense-points", type=int, default=16384, help="points of the 'dense phantoms' rows (0: skip them)")
+    parser.add_argument("--donors", action="store_true",
+                        help="also rows of donor backs: the phantom spines carried by each fold's training backs (pcdiff.data.respine)")
     parser.add_argument("--stem", default="isl_augmentation", help="results file stem in benchmarks/results/")
     args = parser.parse_args(argv)
     if args.folds < 2 or args.draws < 1 or args.phantoms < 2:
@@ -453,7 +493,8 @@ def main(argv: list[str] | None = None) -> int:
                      + (f" (e.g. {shared[:5]}: the same phantom spine in both sets)" if shared else ""))
     real_cover = float(np.mean([asymmetry_coverage(s.points, _resampled(s.esl)) for s in scans]))
     coverage = {"real": real_cover, **{k: float(np.mean([x.coverage for x in v])) for k, v in synthetic.items()}}
-    records, fits = evaluate(scans, args.folds, synthetic)
+    per_fold = {"donors": "phantoms", "donors_large": "phantoms_large"} if args.donors else {}
+    records, fits = evaluate(scans, args.folds, synthetic, per_fold=per_fold)
     table = summarize(records, fits)
     wall = time.perf_counter() - start
     record = run_record(args, info, wall)

@@ -180,3 +180,24 @@ def test_summarize_pairs_each_row_with_real_only():
     assert x["isl_rms_mm_sd_draws"] == pytest.approx(np.std([10.0, 10.5], ddof=1))
     assert x["isl_rms_mm_band_>= 40°"] == pytest.approx(12 - 0.75)
     assert "isl_rms_mm_diff" not in table[0]
+
+
+def test_donor_backs_are_built_per_fold_from_the_training_backs_only(monkeypatch):
+    """Donor backs: the spines of a synthetic source carried by the fold's training backs, labelled with the spines'
+    own lines; never a held-out back."""
+    import benchmarks.isl_augmentation as aug
+
+    scans = [generate_phantom(9200 + i, 2048, name=f"s{i}") for i in range(4)]
+    spines = [phantom_set(range(9300, 9303), 2048)]
+    used = []
+    respine = aug.respine_donor
+    monkeypatch.setattr(aug, "respine_donor", lambda donor, *a, **k: used.append(donor.name) or respine(donor, *a, **k))
+    sets = aug.donor_sets(scans, np.array([0, 1, 3]), spines)
+    assert used and set(used) <= {"s0", "s1", "s3"} and len(sets[0].examples) == 3
+    np.testing.assert_allclose(sets[0].examples[1].isl, spines[0].examples[1].isl, atol=0.05)  # the spine's own labels (resampled again)
+    assert np.ptp(sets[0].examples[1].asymmetry) > 0  # read off the moved back
+    rows = (TrainingSet(REFERENCE_ROW, ("real",)), TrainingSet("real + donors", ("real", "donors")))
+    used.clear()
+    records, fits = evaluate(scans, 2, {"phantoms": spines}, rows, per_fold={"donors": "phantoms"})
+    assert {(f["n_real"], f["n_synthetic"]) for f in fits if f["row"] == "real + donors"} == {(2, 3)}
+    assert {r["row"] for r in records} == {REFERENCE_ROW, "real + donors"}
