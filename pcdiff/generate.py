@@ -98,7 +98,8 @@ class DonorStart:
     """``--donor-start``: copy ``j`` of a request starts from its ``j``-th nearest donor (cycling), moved onto its lines.
 
     The turn's gain is fitted on the donors themselves (:func:`pcdiff.data.respine.fit_rotation_gain`, on ``num_points``
-    of each, drawn with seed 0); with a single donor it stays at the phantom prior's (1).
+    of each, drawn with seed 0); a single donor gets the gain fitted on the public PCdare backs
+    (:data:`pcdiff.data.respine.PCDARE_ROTATION_GAIN`).
 
     Args:
         donors: real back scans with ESL and ISL (mm, each in its own frame).
@@ -106,13 +107,13 @@ class DonorStart:
     """
 
     def __init__(self, donors: Sequence[BackScan], num_points: int) -> None:
-        from pcdiff.data.respine import Donor, fit_rotation_gain
+        from pcdiff.data.respine import PCDARE_ROTATION_GAIN, Donor, fit_rotation_gain
 
         usable = [Donor(d.points, d.esl, d.isl, d.name) for d in donors if d.esl is not None and d.isl is not None]
         if not usable:
             raise ValueError("--donors: no scan with both an ESL and an ISL")
         self.donors, self.num_points = usable, num_points
-        self.rotation_gain = 1.0
+        self.rotation_gain = PCDARE_ROTATION_GAIN
         if len(usable) >= 2:
             rng = np.random.default_rng(0)
             self.rotation_gain = fit_rotation_gain([dataclasses.replace(d, points=self._draw(d, rng)) for d in usable])

@@ -111,3 +111,13 @@ def test_the_turn_gain_fitted_on_phantoms_is_the_models_and_on_flat_backs_zero(c
     assert fit_rotation_gain(flat) < 0.3  # the same lines on backs without a hump
     with pytest.raises(ValueError, match="at least 2"):
         fit_rotation_gain(donors[:1])
+
+
+def test_the_single_donor_gain_is_the_one_fitted_on_the_public_pcdare_backs(pcdare_dir):
+    from pcdiff.data.pcdare import read_pcdare
+    from pcdiff.data.respine import PCDARE_ROTATION_GAIN
+
+    rng = np.random.default_rng(0)
+    donors = [Donor(s.points[rng.choice(len(s.points), 2048, replace=False)], s.esl, s.isl, s.name)
+              for s in read_pcdare(pcdare_dir, skip_invalid=True)]
+    assert fit_rotation_gain(donors) == pytest.approx(PCDARE_ROTATION_GAIN, abs=0.02)

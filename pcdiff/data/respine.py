@@ -34,6 +34,10 @@ from pcdiff.geometry.polyline import orient_top_down, resample_polyline
 #: the default phantom prior's ranges.
 ROTATION_PER_COBB = float(np.mean(SPINE_PRIORS[DEFAULT_VERSION]["rotation_per_cobb"]))
 SURFACE_ROTATION = float(np.mean(BODY_PRIORS[DEFAULT_VERSION]["surface_rotation"]))
+#: The turn's gain fitted on the 20 public PCdare backs (:func:`fit_rotation_gain`: 0.446 at 2048 points, 0.451 at
+#: 8192): what a single donor, which cannot fit its own, is moved with. The phantom prior's gain 1 gives those backs'
+#: rib humps 1.8x their real size (``benchmarks/results/real_conditioning_respine_start.md``).
+PCDARE_ROTATION_GAIN = 0.45
 #: Where the turn fades out, as a share of the trunk's half-width (the phantom surface's ``0.85``).
 TAPER_FRACTION = 0.85
 
