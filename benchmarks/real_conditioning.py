@@ -314,9 +314,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         noise_seed = 1000 * f + 100_000 * args.draw  # draw 0: the seeds every earlier run used
         draw = [args.draw] if args.draw else []
         spines = real["spine"].repeat(s.samples, 1, 1)  # (samples * Q, K, 3): sample j of subject i at j * Q + i
-        backs, sample_s = sample_backs(module, spines, num_points=s.num_points, sampler=s.sampler,
-                                       num_inference_steps=s.sampler_steps, seed=noise_seed, device=args.device,
-                                       sampler_kwargs={"use_karras_sigmas": True} if s.karras else None)
+        def sample(spines: torch.Tensor, **start: Any) -> tuple[torch.Tensor, float]:
+            """The fold model's backs for ``spines`` (normalised), from noise or from ``init=``, ``strength=``."""
+            return sample_backs(module, spines, num_points=s.num_points, sampler=s.sampler, num_inference_steps=s.sampler_steps,
+                                seed=noise_seed, device=args.device,
+                                sampler_kwargs={"use_karras_sigmas": True} if s.karras else None, **start)
+
+        backs, sample_s = sample(spines)
         idx, dist = nearest_spines(real["spine"], bank["spine"])
         retrieved = bank["points"][idx]
         gen_scores = [evaluate(backs[j * q : (j + 1) * q], real, esl_mm) for j in range(s.samples)]
@@ -332,20 +336,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 for i, n in enumerate(real["names"])]).float()
             extra_backs["phantom"] = phantoms
             for strength in args.phantom_start:
-                extra_backs[sdedit_key(strength)] = sample_backs(
-                    module, real["spine"], num_points=s.num_points, sampler=s.sampler, num_inference_steps=s.sampler_steps,
-                    seed=noise_seed, device=args.device, init=phantoms, strength=strength,
-                    sampler_kwargs={"use_karras_sigmas": True} if s.karras else None)[0]
+                extra_backs[sdedit_key(strength)] = sample(real["spine"], init=phantoms, strength=strength)[0]
         if args.respine_start:  # the retrieved back moved onto the subject's lines; the model sampled from it
             turn_gain = fit_rotation_gain([Donor(mm_back(bank, j), esl_by_name[n], isl_by_name[n], n)
                                            for j, n in enumerate(bank["names"])])  # on the training subjects only
             for who, gain in (("respined", turn_gain), ("respined_prior", 1.0), ("respined_shear", 0.0)):
-                extra_backs[who] = respined_backs(retrieved, real, bank, idx, esl_by_name, isl_by_name, gain)
+                extra_backs[who] = respined_backs(real, bank, idx, esl_by_name, isl_by_name, gain)
             for strength in args.respine_start:
-                extra_backs[sdedit_key(strength, "respine")] = sample_backs(
-                    module, real["spine"], num_points=s.num_points, sampler=s.sampler, num_inference_steps=s.sampler_steps,
-                    seed=noise_seed, device=args.device, init=extra_backs["respined"], strength=strength,
-                    sampler_kwargs={"use_karras_sigmas": True} if s.karras else None)[0]
+                extra_backs[sdedit_key(strength, "respine")] = sample(real["spine"], init=extra_backs["respined"],
+                                                                      strength=strength)[0]
         extra_scores = {who: evaluate(b, real, esl_mm) for who, b in extra_backs.items()}
         for i, name in enumerate(real["names"]):
             row = {"fold": f, "subject": name, "retrieved": bank["names"][int(idx[i])],
@@ -454,13 +453,13 @@ def mm_back(data: dict[str, Any], j: int) -> np.ndarray:
     return to_mm(data["points"][j].double().numpy(), data["center"][j].double().numpy(), float(data["scale"][j]))
 
 
-def respined_backs(retrieved: torch.Tensor, real: dict[str, Any], bank: dict[str, Any], idx: torch.Tensor,
+def respined_backs(real: dict[str, Any], bank: dict[str, Any], idx: torch.Tensor,
                    esl_by_name: dict[str, np.ndarray], isl_by_name: dict[str, np.ndarray], rotation_gain: float) -> torch.Tensor:
     """Each retrieved back moved onto its held-out subject's lines (:func:`pcdiff.data.respine.respine_donor`, as
     ``python -m pcdiff.generate --donor-start`` does): the donor's points in its own mm frame, its lines, the subject's.
 
     Args:
-        retrieved: (Q, N, 3) normalised retrieved backs; ``idx`` (Q,) their rows in ``bank``.
+        idx: (Q,) the retrieved backs' rows in ``bank`` (:func:`~benchmarks.retrieval.nearest_spines`).
         real, bank: :func:`stack` of the held-out and the training subjects.
         esl_by_name, isl_by_name: every subject's lines, (L, 3) mm.
         rotation_gain: :func:`~pcdiff.data.respine.respine_back`'s (0: shear only).

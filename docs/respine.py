@@ -3,7 +3,7 @@ from it. Per requested spine: the nearest PCdare donor with its own ESL, the don
 (:func:`pcdiff.data.respine.respine_donor`, turn gain fitted on the donors), and the shipped pipeline's back started
 from that at strength 0.2, each with the requested ESL drawn (back view, colour = depth).
 
-    python docs/respine.py [docs/respine.png]     # ~20 s on 2 CPU cores; needs ../shared/data/pcdare (CC BY-NC-SA 4.0)
+    python docs/respine.py [docs/respine.png]     # ~40 s on 2 CPU cores; needs ../shared/data/pcdare (CC BY-NC-SA 4.0)
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import torch
 
 from pcdiff.data.pcdare import read_pcdare
 from pcdiff.data.phantom import SpineParams, spine_lines
-from pcdiff.data.respine import rank_donors
 from pcdiff.generate import DonorStart, SpineRequest
 from pcdiff.geometry.frames.normalisation import line_frame, to_mm, to_normalised
 from pcdiff.pipelines import SpineToBackPipeline
@@ -40,7 +39,7 @@ def main(out: Path, pipeline: Path, donors_dir: Path) -> None:
         esl, isl = spine_lines(params)
         request = SpineRequest(label, esl, lines={"esl": esl, "isl": isl})
         moved, name = start(request, seed=0, copy=0)
-        donor = start.donors[int(rank_donors(esl, [d.esl for d in start.donors])[0])]
+        donor = next(d for d in start.donors if d.name == name)
         generated = pipe(esl, generator=torch.Generator().manual_seed(0), init_backs=moved[None], strength=STRENGTH).backs[0]
         pick = np.random.default_rng(0).choice(len(donor.points), NUM_POINTS, replace=False)
         placed = [to_mm(to_normalised(x, *line_frame(donor.esl)), *line_frame(esl)) for x in (donor.points[pick], donor.esl)]

@@ -51,6 +51,8 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 
 from pcdiff.data.phantom import SpineParams, sample_spine_params, spine_lines
+from pcdiff.data.phantom.from_lines import check_line
+from pcdiff.data.respine import MIN_DONORS_TO_FIT, PCDARE_ROTATION_GAIN, Donor, fit_rotation_gain, rank_donors, respine_donor
 from pcdiff.data.readers.spine_files import read_spine_line
 from pcdiff.data.readers.writer import write_subject
 from pcdiff.data.sample import BackScan
@@ -98,8 +100,10 @@ class DonorStart:
     """``--donor-start``: copy ``j`` of a request starts from its ``j``-th nearest donor (cycling), moved onto its lines.
 
     The turn's gain is fitted on the donors themselves (:func:`pcdiff.data.respine.fit_rotation_gain`, on ``num_points``
-    of each, drawn with seed 0); a single donor gets the gain fitted on the public PCdare backs
-    (:data:`pcdiff.data.respine.PCDARE_ROTATION_GAIN`).
+    of each, drawn with seed 0); fewer than :data:`~pcdiff.data.respine.MIN_DONORS_TO_FIT` donors, or donors whose
+    spines are too alike to fit it, get the gain fitted on the public PCdare backs
+    (:data:`pcdiff.data.respine.PCDARE_ROTATION_GAIN`). Donors whose lines the move cannot use (fewer than 4
+    points, under 100 mm of height) are left out with a warning naming them.
 
     Args:
         donors: real back scans with ESL and ISL (mm, each in its own frame).
@@ -107,27 +111,35 @@ class DonorStart:
     """
 
     def __init__(self, donors: Sequence[BackScan], num_points: int) -> None:
-        from pcdiff.data.respine import PCDARE_ROTATION_GAIN, Donor, fit_rotation_gain
-
-        usable = [Donor(d.points, d.esl, d.isl, d.name) for d in donors if d.esl is not None and d.isl is not None]
+        usable, skipped = [], []
+        for d in donors:
+            if d.esl is None or d.isl is None:
+                continue
+            try:
+                usable.append(Donor(d.points, check_line(d.esl, "esl"), check_line(d.isl, "isl"), d.name))
+            except ValueError as exc:
+                skipped.append(f"{d.name} ({exc})")
+        if skipped:
+            log.warning("--donors: left out %d scans whose lines cannot be used: %s", len(skipped), "; ".join(skipped))
         if not usable:
-            raise ValueError("--donors: no scan with both an ESL and an ISL")
+            raise ValueError("--donors: no scan with a usable ESL and ISL")
         self.donors, self.num_points = usable, num_points
         self.rotation_gain = PCDARE_ROTATION_GAIN
-        if len(usable) >= 2:
+        if len(usable) >= MIN_DONORS_TO_FIT:
             rng = np.random.default_rng(0)
-            self.rotation_gain = fit_rotation_gain([dataclasses.replace(d, points=self._draw(d, rng)) for d in usable])
+            try:
+                self.rotation_gain = fit_rotation_gain([dataclasses.replace(d, points=self._draw(d, rng)) for d in usable])
+            except ValueError as exc:
+                log.warning("--donors: %s; the turn gain stays at PCdare's %.2f", exc, PCDARE_ROTATION_GAIN)
         log.info("--donor-start: %d donors, turn gain %.2f", len(usable), self.rotation_gain)
 
-    def _draw(self, donor: Any, rng: np.random.Generator) -> np.ndarray:
+    def _draw(self, donor: Donor, rng: np.random.Generator) -> np.ndarray:
         """``num_points`` of the donor's points, without replacement where it has enough."""
         n = len(donor.points)
         return donor.points[rng.choice(n, self.num_points, replace=n < self.num_points)]
 
     def __call__(self, request: SpineRequest, seed: int, copy: int) -> tuple[np.ndarray, str]:
         """``(points (N, 3) float32 mm, donor name)`` for copy ``copy`` of ``request``, drawn with ``seed``."""
-        from pcdiff.data.respine import rank_donors, respine_donor
-
         esl, isl = request.both("--donor-start")
         donor = self.donors[rank_donors(esl, [d.esl for d in self.donors])[copy % len(self.donors)]]
         drawn = dataclasses.replace(donor, points=self._draw(donor, np.random.default_rng(seed)))

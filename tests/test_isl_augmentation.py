@@ -197,7 +197,11 @@ def test_donor_backs_are_built_per_fold_from_the_training_backs_only(monkeypatch
     np.testing.assert_allclose(sets[0].examples[1].isl, spines[0].examples[1].isl, atol=0.05)  # the spine's own labels (resampled again)
     assert np.ptp(sets[0].examples[1].asymmetry) > 0  # read off the moved back
     rows = (TrainingSet(REFERENCE_ROW, ("real",)), TrainingSet("real + donors", ("real", "donors")))
-    used.clear()
+    trains = []
+    build = aug.donor_sets
+    monkeypatch.setattr(aug, "donor_sets", lambda scans, train, spines: trains.append(train.tolist()) or build(scans, train, spines))
     records, fits = evaluate(scans, 2, {"phantoms": spines}, rows, per_fold={"donors": "phantoms"})
+    fold_of = aug.fold_split(len(scans), 2)
+    assert trains == [np.flatnonzero(fold_of != f).tolist() for f in range(2)]  # each fold's donors: its training backs
     assert {(f["n_real"], f["n_synthetic"]) for f in fits if f["row"] == "real + donors"} == {(2, 3)}
     assert {r["row"] for r in records} == {REFERENCE_ROW, "real + donors"}

@@ -14,6 +14,8 @@ from pcdiff.metrics.spine import asymmetry_agreement
 
 THORACIC = SpineParams(cobb_deg=45.0, curve_type="thoracic", apex="T8", convexity="right", rotation_deg=15.0)
 STRAIGHT = SpineParams(length_mm=THORACIC.length_mm)
+#: phantoms carry the phantom model's humps: the prior's gain is theirs
+PHANTOM_GAIN = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +29,13 @@ def donor_and_target():
 
 def test_onto_its_own_lines_nothing_moves(donor_and_target):
     donor, _ = donor_and_target
-    moved = respine_back(donor.points, donor.esl, donor.isl, donor.esl, donor.isl)
+    moved = respine_back(donor.points, donor.esl, donor.isl, donor.esl, donor.isl, rotation_gain=PHANTOM_GAIN)
     np.testing.assert_allclose(moved, donor.points, atol=1e-3)
 
 
 def test_the_moved_back_carries_the_requested_esl(donor_and_target):
     donor, target = donor_and_target
-    moved = respine_back(donor.points, donor.esl, donor.isl, target.esl, target.isl)
+    moved = respine_back(donor.points, donor.esl, donor.isl, target.esl, target.isl, rotation_gain=PHANTOM_GAIN)
     assert moved.shape == donor.points.shape and moved.dtype == np.float32
     after = cKDTree(moved).query(target.esl)[0].mean()
     own = cKDTree(target.points).query(target.esl)[0].mean()
@@ -57,7 +59,7 @@ def test_the_shear_keeps_heights_and_moves_each_height_rigidly(donor_and_target)
 
 def test_the_turn_puts_the_requested_spines_rib_hump_on_the_back(donor_and_target):
     donor, target = donor_and_target
-    turned = respine_back(donor.points, donor.esl, donor.isl, target.esl, target.isl)
+    turned = respine_back(donor.points, donor.esl, donor.isl, target.esl, target.isl, rotation_gain=PHANTOM_GAIN)
     sheared = respine_back(donor.points, donor.esl, donor.isl, target.esl, target.isl, rotation_gain=0.0)
     with_turn = asymmetry_agreement(turned, target.points, target.esl)
     without = asymmetry_agreement(sheared, target.points, target.esl)
@@ -68,9 +70,9 @@ def test_the_turn_puts_the_requested_spines_rib_hump_on_the_back(donor_and_targe
 def test_bad_points_are_refused(donor_and_target):
     donor, _ = donor_and_target
     with pytest.raises(ValueError, match="finite"):
-        respine_back(np.full((10, 3), np.nan), donor.esl, donor.isl, donor.esl, donor.isl)
+        respine_back(np.full((10, 3), np.nan), donor.esl, donor.isl, donor.esl, donor.isl, rotation_gain=1.0)
     with pytest.raises(ValueError, match="finite"):
-        respine_back(donor.points[:, :2], donor.esl, donor.isl, donor.esl, donor.isl)
+        respine_back(donor.points[:, :2], donor.esl, donor.isl, donor.esl, donor.isl, rotation_gain=1.0)
 
 
 def test_donors_are_ranked_by_esl_shape_whatever_their_place_and_size(donor_and_target):
@@ -86,8 +88,8 @@ def test_a_donor_in_its_own_frame_is_placed_on_the_requested_line_first(donor_an
     donor, target = donor_and_target
     shift, scale = np.array([200.0, 900.0, -50.0]), 1.3
     moved = respine_donor(Donor(scale * donor.points + shift, scale * donor.esl + shift, scale * donor.isl + shift),
-                          target.esl, target.isl)
-    direct = respine_back(donor.points, donor.esl, donor.isl, target.esl, target.isl)
+                          target.esl, target.isl, rotation_gain=PHANTOM_GAIN)
+    direct = respine_back(donor.points, donor.esl, donor.isl, target.esl, target.isl, rotation_gain=PHANTOM_GAIN)
     np.testing.assert_allclose(moved, direct, atol=0.05)  # mm
 
 
@@ -111,6 +113,8 @@ def test_the_turn_gain_fitted_on_phantoms_is_the_models_and_on_flat_backs_zero(c
     assert fit_rotation_gain(flat) < 0.3  # the same lines on backs without a hump
     with pytest.raises(ValueError, match="at least 2"):
         fit_rotation_gain(donors[:1])
+    with pytest.raises(ValueError, match="too alike"):  # the same spine twice: no move turns anything
+        fit_rotation_gain([donors[0], dataclasses.replace(donors[0], name="twin")])
 
 
 def test_the_single_donor_gain_is_the_one_fitted_on_the_public_pcdare_backs(pcdare_dir):

@@ -13,9 +13,11 @@ Given a donor back (a real scan with its ESL and ISL) and a requested pair of li
 The result keeps the donor's skin, outline and point layout (a real back's, where the phantom's own surface is
 recognisably synthetic) and carries the requested line. It is a start for the generator
 (``SpineToBackPipeline(..., init_backs=..., strength=...)``, SDEdit; ``python -m pcdiff.generate --donors DIR
---donor-start S``) or a baseline beside it. Nothing here is learnt; the rotation gains are the phantom prior's
-centres. :func:`rank_donors` orders a set of donors by how near their ESL is to the requested one, and
-:func:`respine_donor` places a donor in the requested line's frame before moving it.
+--donor-start S``) or a baseline beside it. The rotation model's constants are the phantom prior's centres; the
+turn's overall gain is an argument, fitted on a set of donors by :func:`fit_rotation_gain` (each moved onto
+another's lines, against its own real rib hump), or :data:`PCDARE_ROTATION_GAIN` where there are too few.
+:func:`rank_donors` orders a set of donors by how near their ESL is to the requested one, and :func:`respine_donor`
+places a donor in the requested line's frame before moving it.
 """
 
 from __future__ import annotations
@@ -32,13 +34,22 @@ from pcdiff.geometry.polyline import orient_top_down, resample_polyline
 
 #: Apical vertebral rotation (deg) per degree of Cobb, and surface rotation per vertebral rotation: the centres of
 #: the default phantom prior's ranges.
-ROTATION_PER_COBB = float(np.mean(SPINE_PRIORS[DEFAULT_VERSION]["rotation_per_cobb"]))
-SURFACE_ROTATION = float(np.mean(BODY_PRIORS[DEFAULT_VERSION]["surface_rotation"]))
+def _uniform_centre(prior: tuple[float, ...]) -> float:
+    if len(prior) != 2:  # (mean, sd, low, high) entries are truncated normals: their centre is not the mean of the tuple
+        raise ValueError(f"expected a uniform (low, high) prior, got {prior}")
+    return 0.5 * (prior[0] + prior[1])
+
+
+ROTATION_PER_COBB = _uniform_centre(SPINE_PRIORS[DEFAULT_VERSION]["rotation_per_cobb"])
+SURFACE_ROTATION = _uniform_centre(BODY_PRIORS[DEFAULT_VERSION]["surface_rotation"])
 #: The turn's gain fitted on the 20 public PCdare backs (:func:`fit_rotation_gain`: 0.446 at 2048 points, 0.451 at
 #: 8192): what a single donor, which cannot fit its own, is moved with. The phantom prior's gain 1 gives those backs'
 #: rib humps 1.8x their real size (``benchmarks/results/real_conditioning_respine_start.md``).
 PCDARE_ROTATION_GAIN = 0.45
-#: Where the turn fades out, as a share of the trunk's half-width (the phantom surface's ``0.85``).
+#: Fewer donors than this do not fit their own gain (a few near-straight spines carry almost no turn to fit).
+MIN_DONORS_TO_FIT = 5
+#: Where the turn fades out, as a share of the trunk's half-width (the phantom surface's ``0.85``; here one half-width
+#: for the whole back, half its 5-95% x range, where the phantom reads its outline height by height).
 TAPER_FRACTION = 0.85
 
 
@@ -78,7 +89,7 @@ def respine_back(
     esl_to: np.ndarray,
     isl_to: np.ndarray,
     *,
-    rotation_gain: float = 1.0,
+    rotation_gain: float,
 ) -> np.ndarray:
     """The donor back ``points`` moved onto the requested lines: sheared onto ``esl_to``, turned by the change in rotation.
 
@@ -86,7 +97,8 @@ def respine_back(
         points: (N, 3) donor back, mm (x right, y up, z towards the scanner), in the requested lines' frame.
         esl_from, isl_from: (L, 3) the donor's ESL and ISL, mm, same frame.
         esl_to, isl_to: (M, 3) the requested ESL and ISL, mm.
-        rotation_gain: multiplies the change in surface rotation (0 = shear only, 1 = the phantom prior's centre).
+        rotation_gain: multiplies the change in surface rotation (0 = shear only, 1 = the phantom prior's centre,
+            which gives real backs humps 1.8x too large; :func:`fit_rotation_gain`, :data:`PCDARE_ROTATION_GAIN`).
 
     Returns:
         (N, 3) float32 mm.
@@ -141,7 +153,7 @@ class Donor:
     name: str = "donor"
 
 
-def respine_donor(donor: Donor, esl_to: np.ndarray, isl_to: np.ndarray, *, rotation_gain: float = 1.0) -> np.ndarray:
+def respine_donor(donor: Donor, esl_to: np.ndarray, isl_to: np.ndarray, *, rotation_gain: float) -> np.ndarray:
     """A donor back in its own frame placed on the requested lines: its ESL's line frame mapped onto the requested
     ESL's (a translation and a uniform scale, as retrieval places a back), then :func:`respine_back`.
 
@@ -178,6 +190,9 @@ def fit_rotation_gain(donors: list[Donor], *, max_gain: float = 2.0) -> float:
 
     Returns:
         The gain for :func:`respine_back` / :func:`respine_donor`.
+
+    Raises:
+        ValueError: fewer than 2 donors, or none of the moves turns the back measurably (all spines nearly alike).
     """
     from pcdiff.metrics.spine import centred_asymmetry_profiles  # metrics build on data, not the reverse at import
 
@@ -192,4 +207,6 @@ def fit_rotation_gain(donors: list[Donor], *, max_gain: float = 2.0) -> float:
         turn = turned - sheared
         num += float(turn @ (real - sheared))
         den += float(turn @ turn)
-    return float(np.clip(num / den, 0.0, max_gain)) if den > 0 else 0.0
+    if den < 1e-6 * len(donors):  # mm^2: no move turns the back; the ratio would be noise
+        raise ValueError("fit_rotation_gain: the donors' spines are too alike for any move to turn a back")
+    return float(np.clip(num / den, 0.0, max_gain))

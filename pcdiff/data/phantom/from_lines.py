@@ -25,7 +25,9 @@ from pcdiff.geometry.cobb import cobb_angle
 from pcdiff.geometry.polyline import orient_top_down
 
 
-def _check_line(line: np.ndarray, name: str) -> np.ndarray:
+def check_line(line: np.ndarray, name: str) -> np.ndarray:
+    """``line`` as float64 (L, 3) mm top -> bottom; a ValueError naming ``name`` unless it is finite, has L >= 4 points and
+    spans >= 100 mm in height."""
     arr = np.asarray(line, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != 3 or len(arr) < 4 or not np.isfinite(arr).all():
         raise ValueError(f"{name}: expected a finite line of shape (L >= 4, 3) in mm, got {np.shape(line)}")
@@ -67,7 +69,7 @@ def geometry_from_lines(
     Returns:
         The geometry in the lines' frame (``t`` 0 at the top, 1 at DM).
     """
-    esl, isl = _check_line(esl_mm, "esl"), _check_line(isl_mm, "isl")
+    esl, isl = check_line(esl_mm, "esl"), check_line(isl_mm, "isl")
     y = np.linspace(esl[0, 1], esl[-1, 1], num_samples)
     t = np.linspace(0.0, 1.0, num_samples)
     esl_dense, isl_dense = points_at_heights(esl, y), points_at_heights(isl, y)
