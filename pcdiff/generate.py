@@ -230,9 +230,15 @@ def scan_seed(seed: int, index: int) -> int:
 StartFn = Callable[[SpineRequest, int, int], tuple[np.ndarray, str]]
 
 
-def phantom_start(num_points: int) -> StartFn:
-    """``--phantom-start``: a phantom of the request's lines, seeded per scan."""
-    return lambda request, seed, copy: (request.phantom(seed, num_points), "phantom_for_lines")
+@dataclass(frozen=True)
+class PhantomStart:
+    """``--phantom-start``: a phantom of the request's lines with ``num_points`` points, seeded per scan (a class, not a
+    closure, so that a spawned data-loader worker or DDP process can pickle it)."""
+
+    num_points: int
+
+    def __call__(self, request: SpineRequest, seed: int, copy: int) -> tuple[np.ndarray, str]:
+        return request.phantom(seed, self.num_points), "phantom_for_lines"
 
 
 class SpineDataset(Dataset):
@@ -443,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
             "guidance_scale": guidance, "conditioning_line": which}
     start, strength = None, 1.0
     if args.phantom_start is not None:
-        start, strength = phantom_start(start_points), args.phantom_start
+        start, strength = PhantomStart(start_points), args.phantom_start
         meta["phantom_start"] = {"strength": strength, "init": "pcdiff.data.phantom.phantom_for_lines"}
     elif args.donor_start is not None:
         donors = read_donors(args.donors, parser)

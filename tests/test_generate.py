@@ -224,3 +224,17 @@ def test_donors_whose_lines_cannot_be_moved_are_left_out_by_name(caplog):
     assert [d.name for d in start.donors] == ["good"] and "short" in caplog.text
     with pytest.raises(ValueError, match="no scan with a usable"):
         DonorStart([short], 64)
+
+
+def test_the_starts_pickle_for_spawned_workers():
+    import pickle
+
+    from pcdiff.data.phantom import generate_phantom
+    from pcdiff.generate import DonorStart, PhantomStart, SpineRequest
+
+    esl, isl = spine_lines(SpineParams(cobb_deg=30.0, curve_type="lumbar"))
+    request = SpineRequest("r", esl, lines={"esl": esl, "isl": isl})
+    donors = [generate_phantom(i, 256, params=SpineParams(cobb_deg=10.0 * i, curve_type="thoracic"), name=f"d{i}") for i in range(2)]
+    for start in (PhantomStart(64), DonorStart(donors, 64)):
+        again = pickle.loads(pickle.dumps(start))
+        np.testing.assert_array_equal(again(request, 5, 0)[0], start(request, 5, 0)[0])
