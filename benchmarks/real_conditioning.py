@@ -573,7 +573,7 @@ def targets(summ: dict[str, Any], who: str = "gen", label: str = "generator") ->
     mark = lambda ok: "met" if ok else "NOT met"  # noqa: E731
     return "\n".join([
         f"Targets (issue #12), {label}:",
-        f"- real ESL closer to the generated surface than to the retrieved one: {100 * closer:.0f}% (>= 40%: "
+        f"- real ESL closer to the generated surface than to the retrieved one: {100 * closer:.1f}% (>= 40%: "
         f"{mark(closer >= 0.4)}), generated depth extent {depth:.2f}x the real one's (within 25%: {mark(abs(depth - 1) <= 0.25)});",
         f"- paired Chamfer {mean(who, 'chamfer_mm'):.2f} vs retrieval {mean('ret', 'chamfer_mm'):.2f} mm "
         f"(no worse: {mark(mean(who, 'chamfer_mm') <= mean('ret', 'chamfer_mm'))});",
