@@ -454,6 +454,9 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     elif args.donor_start is not None:
         donors = read_donors(args.donors, parser)
         donor_start = DonorStart(donors, start_points)
+        if args.num_per_spine > len(donor_start.donors):
+            log.warning("--num-per-spine %d > %d donors: copies beyond %d reuse donors (near-duplicates at a low --donor-start)",
+                        args.num_per_spine, len(donor_start.donors), len(donor_start.donors))
         start, strength = donor_start, args.donor_start
         meta["donor_start"] = {"strength": strength, "init": "pcdiff.data.respine.respine_donor", "donors": str(args.donors),
                                "rotation_gain": donor_start.rotation_gain}
