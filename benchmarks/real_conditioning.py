@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     zero_shot = untrained_start(args.train_config, init, s, args.line) if s.train_steps == 0 else None
     per_subject: list[dict[str, Any]] = []
-    extra = {**phantom_candidates(args.phantom_start), **respine_candidates(args.respine_start)}
+    extra = candidate_rows(args.phantom_start, args.respine_start)
     pooled: dict[str, list[torch.Tensor]] = {"real": [], "generated": [], "retrieval": [], **{who: [] for who in extra}}
     fold_times = []
     plot_items = []
@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                  np.mean([r["gen_chamfer_mm"] for r in per_subject if r["fold"] == f]),
                  np.mean([r["ret_chamfer_mm"] for r in per_subject if r["fold"] == f]))
 
-    summary = summarize_rows(per_subject, pooled, list(extra), copies=[w for w in extra if w.startswith("respine")])
+    summary = summarize_rows(per_subject, pooled, list(extra), copies=list(respine_candidates(args.respine_start)))
     payload = {
         "benchmark": "real_conditioning", "mode": args.mode, "command": command_line(), "hardware": hardware,
         "settings": dataclasses.asdict(s), "line": args.line, "src": str(args.src), "device": args.device,
@@ -506,7 +506,7 @@ def render_markdown(p: dict[str, Any]) -> str:
     s, hw, summ = p["settings"], p["hardware"], p["summary"]
     rows = []
     candidates = [("gen", "generator", "generated"), ("ret", "retrieval (nearest training line)", "retrieval"),
-                  *((who, label, who) for who, label in candidate_rows(p).items()),
+                  *((who, label, who) for who, label in candidate_rows(p.get("phantom_start", []), p.get("respine_start", [])).items()),
                   ("real", "real back (reference)", None)]
     for who, label, sets in candidates:
         row = {"what": label, **{k: v.get("mean") for k, v in summ[who].items()},
@@ -550,14 +550,14 @@ def render_markdown(p: dict[str, Any]) -> str:
         verdict(summ),
         "",
         targets(summ),
-        *(targets(summ, who, label) for who, label in candidate_rows(p).items() if who != "phantom"),
+        *(targets(summ, who, label) for who, label in candidate_rows(p.get("phantom_start", []), p.get("respine_start", [])).items() if who != "phantom"),
     ]
     return "\n".join(lines)
 
 
-def candidate_rows(p: dict[str, Any]) -> dict[str, str]:
-    """Result key -> label of a results payload's extra rows (phantom and respined starts)."""
-    return {**phantom_candidates(p.get("phantom_start", [])), **respine_candidates(p.get("respine_start", []))}
+def candidate_rows(phantom_start: list[float], respine_start: list[float]) -> dict[str, str]:
+    """Result key -> label of the extra rows of ``--phantom-start`` and ``--respine-start`` strengths."""
+    return {**phantom_candidates(phantom_start), **respine_candidates(respine_start)}
 
 
 def targets(summ: dict[str, Any], who: str = "gen", label: str = "generator") -> str:

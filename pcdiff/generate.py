@@ -83,9 +83,14 @@ class SpineRequest:
     landmarks: dict[str, np.ndarray] = field(default_factory=dict)
     lines: dict[str, np.ndarray] = field(default_factory=dict)  # ESL and ISL (mm) where both are known
 
+    @property
+    def has_both_lines(self) -> bool:
+        """Whether the request knows its ESL and its ISL (what a phantom or donor start needs)."""
+        return set(self.lines) == {"esl", "isl"}
+
     def both(self, option: str) -> tuple[np.ndarray, np.ndarray]:
         """The request's ESL and ISL (mm); a ValueError naming ``option`` where one is missing."""
-        if set(self.lines) != {"esl", "isl"}:
+        if not self.has_both_lines:
             raise ValueError(f"{self.name}: {option} needs both the ESL and the ISL of the spine (a labelled file)")
         return self.lines["esl"], self.lines["isl"]
 
@@ -413,7 +418,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if len(set(names)) != len(names):
         parser.error(f"spinal lines with the same name: {names}; give files distinct names")
     option = "--phantom-start" if args.phantom_start is not None else "--donor-start" if args.donor_start is not None else None
-    one_line = [r.name for r in requests if set(r.lines) != {"esl", "isl"}]
+    one_line = [r.name for r in requests if not r.has_both_lines]
     if option is not None and one_line:
         parser.error(f"{option} needs both the ESL and the ISL of each spine; these files hold one line: {one_line}")
 
