@@ -138,6 +138,20 @@ def test_lateral_deviation_error():
         lateral_deviation_error(true + np.array([0, 1000.0, 0]), true)
 
 
+@settings(max_examples=30, deadline=None)
+@given(shift=st.floats(-50, 50), amplitude=st.floats(0.5, 20))
+def test_centred_lateral_error_is_the_shape_error(shift: float, amplitude: float):
+    """Centred: blind to a constant sideways shift, and equal to the RMS of a zero-mean shape change."""
+    true = arc(30.0)
+    heights = np.linspace(0, 1, len(true))
+    wave = amplitude * np.sin(2 * np.pi * (true[:, 1] - true[:, 1].min()) / np.ptp(true[:, 1]))  # one full period
+    pred = true + np.stack([shift + wave, np.zeros_like(heights), np.zeros_like(heights)], axis=1)
+    assert lateral_deviation_error(true + np.array([shift, 0, 0]), true, centred=True) == pytest.approx(0.0, abs=1e-6)
+    assert lateral_deviation_error(pred, true, centred=True) == pytest.approx(amplitude / np.sqrt(2), rel=0.05)
+    uncentred = lateral_deviation_error(pred, true)
+    assert uncentred == pytest.approx(np.sqrt(shift**2 + amplitude**2 / 2), rel=0.05)
+
+
 def test_coronal_profile_refuses_extrapolation():
     line = arc(20.0)
     with pytest.raises(ValueError, match="outside"):

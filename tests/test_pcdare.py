@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pcdiff.data.io import InvalidScanError, read_dataset, read_point_cloud, write_point_cloud
-from pcdiff.data.pcdare import isl_depth, main, read_pcdare
+from pcdiff.data.pcdare import isl_depth, main, radiograph_shift_mm, read_pcdare
 from pcdiff.data.units import line_surface_distance
 
 pytestmark = pytest.mark.real_data
@@ -52,6 +52,10 @@ def test_marker_mapping_matches_json(two, pcdare_dir):
     np.testing.assert_allclose(s.landmarks["DL"], world[3], rtol=1e-6)
     np.testing.assert_allclose(s.esl, np.array(doc["pcLinePts"]) * [1, -1, -1], rtol=1e-6)
     np.testing.assert_allclose(s.isl, np.array(doc["islLinePts"]) * [1, -1, -1], rtol=1e-6)
+    skin = np.array(s.meta["pcdare_radiograph_skin_line"])
+    np.testing.assert_allclose(skin, np.array(doc["eslLinePts"]) * [1, -1, -1], rtol=1e-6)
+    shift = radiograph_shift_mm(s)  # subject 1's radiograph sits within a few mm of the scan sideways
+    assert shift[1] == 0 and abs(shift[0]) < 5 and abs(shift[2]) < 40
 
 
 def _copy(pcdare_dir, dst, ids=IDS):

@@ -8,6 +8,8 @@ Per subject (all in millimetres, lines given as (K, 3) or (B, K, 3) in the same 
   Point-to-curve, not keypoint-to-keypoint, so a prediction that slides along the true line is not
   penalised for its parametrisation.
 - ``lateral_rms_mm``: RMS lateral (x) deviation error at equal heights (``pcdiff.geometry.cobb``).
+- ``lateral_shape_rms_mm``: the same with the mean lateral difference removed (the coronal shape error,
+  blind to a constant sideways shift): the convention of Kaiser et al. 2025's ISL RMSE on PCdare.
 - ``cobb_pred_deg`` / ``cobb_true_deg`` / ``cobb_abs_err_deg``: coronal tangent Cobb angles.
 
 ``summarize`` aggregates a list of per-subject rows into means, the Cobb MAE and the Pearson
@@ -61,6 +63,7 @@ def line_errors(pred: np.ndarray | torch.Tensor, true: np.ndarray | torch.Tensor
                 "rms_mm": float(np.sqrt(np.mean(d**2))),
                 "max_mm": float(d.max()),
                 "lateral_rms_mm": lateral_deviation_error(p, t),
+                "lateral_shape_rms_mm": lateral_deviation_error(p, t, centred=True),
                 "cobb_pred_deg": cobb_p,
                 "cobb_true_deg": cobb_t,
                 "cobb_abs_err_deg": abs(cobb_p - cobb_t),

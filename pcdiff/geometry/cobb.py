@@ -270,12 +270,16 @@ def lateral_deviation(line: np.ndarray, reference: np.ndarray | None = None) -> 
     return line[:, 0] - x_ref
 
 
-def lateral_deviation_error(pred: np.ndarray, true: np.ndarray, num_heights: int = 64) -> float:
+def lateral_deviation_error(pred: np.ndarray, true: np.ndarray, num_heights: int = 64, centred: bool = False) -> float:
     """RMS lateral deviation error (mm) of a predicted line against the true one, both (L, 3) mm.
 
     Both lateral deviations are taken from the *true* line's C7-DM reference (its two ends), so this
     is the RMS of ``x_pred(y) - x_true(y)`` over ``num_heights`` heights evenly spread over the part of
     the true line's height range that the prediction also covers. Raises when they do not overlap.
+
+    ``centred=True`` removes the mean of that difference first (its SD over the heights): the error of
+    the line's coronal *shape*, blind to a constant sideways shift. This is the convention of Kaiser et
+    al. 2025 (PCdare; each line centred on its own mean, x only), whose ISL RMSE it makes comparable.
     """
     pred, true = _check_line(pred, "pred"), _check_line(true, "true")
     lo = max(pred[:, 1].min(), true[:, 1].min())
@@ -284,4 +288,6 @@ def lateral_deviation_error(pred: np.ndarray, true: np.ndarray, num_heights: int
         raise ValueError("pcdiff.geometry.cobb: predicted and true lines do not overlap in height")
     heights = np.linspace(lo, hi, num_heights)
     diff = coronal_profile(pred, heights) - coronal_profile(true, heights)
+    if centred:
+        diff = diff - diff.mean()
     return float(np.sqrt(np.mean(diff**2)))

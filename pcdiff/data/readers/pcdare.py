@@ -13,9 +13,11 @@ x that keeps handedness and +x = the subject's right. Taken from the JSON: ``pcL
 drawn on the scan, within ~1 mm of it) as the ESL; ``islLinePts`` (vertebral bodies from the
 registered radiograph) as the ISL; ``pcMarkers`` 1 = C7, 3 = right PSIS dimple (DR, +x side),
 4 = left (DL); marker 2 (a lower lumbar landmark) is kept in ``meta["pcdare_marker2"]``.
-``eslLinePts`` is not used: it is a radiograph-derived skin line off the scan (90th percentile of its
-distance to the surface 5-26 mm, median 1.6-21 mm over the 20 shared subjects). Each line is checked by
-:func:`pcdiff.data.readers.spine_files.as_line`, the check every spine file passes.
+``eslLinePts`` is not used as a line: it is a radiograph-derived skin line off the scan (90th percentile of its
+distance to the surface 5-26 mm, median 1.6-21 mm over the 20 shared subjects). It is kept, converted, in
+``meta["pcdare_radiograph_skin_line"]`` for one diagnostic: its constant offset from the scan's line
+(:func:`radiograph_shift_mm`) measures how far the radiograph, and so the ISL, sits off the scan. Each line is
+checked by :func:`pcdiff.data.readers.spine_files.as_line`, the check every spine file passes.
 
 The importer to the 4D-Spine layout is :mod:`pcdiff.data.pcdare` (``python -m pcdiff.data.pcdare SRC OUT``).
 """
@@ -112,6 +114,8 @@ def read_pcdare_subject(folder: Path, cobb: float | None = None) -> BackScan:
     if len(points) < MIN_POINTS:
         raise InvalidScanError(ply, f"too few points: {len(points)} < {MIN_POINTS}")
     points = (points.astype(np.float64) * 1000.0 * CAMERA_TO_PCDIFF).astype(np.float32)
+    skin = doc.get("eslLinePts")
+    radiograph_skin = as_line(skin, js, "eslLinePts", min_points=2) * CAMERA_TO_PCDIFF if skin is not None else None
     c7, m2, dr, dl = world
     if not dr[0] > dl[0]:
         raise InvalidScanError(js, f"marker 3 (right dimple) at x={dr[0]:.1f} is not right of marker 4 at x={dl[0]:.1f}")
@@ -126,6 +130,7 @@ def read_pcdare_subject(folder: Path, cobb: float | None = None) -> BackScan:
             "id": sid,
             "cobb": cobb,
             "pcdare_marker2": m2.tolist(),
+            **({"pcdare_radiograph_skin_line": radiograph_skin.tolist()} if radiograph_skin is not None else {}),
             "source": str(js),
             "source_ply": str(ply),
             "license": "CC BY-NC-SA 4.0, Kaiser et al. (PCdare)",
@@ -147,6 +152,32 @@ def read_pcdare_subject(folder: Path, cobb: float | None = None) -> BackScan:
     if cobb is None:
         logger.warning("%s: no Cobb angle in CobbAngles.csv", scan.name)
     return scan
+
+
+def radiograph_shift_mm(scan: BackScan, num_heights: int = 64) -> np.ndarray:
+    """The constant offset (3,) mm of the radiograph's skin line from the scan's ESL: mean x and z differences at
+    ``num_heights`` shared heights (y component 0).
+
+    PCdare's ISL comes from a radiograph registered to the scan; the radiograph's own skin line
+    (``meta["pcdare_radiograph_skin_line"]``) should lie on the scan's ESL if the registration and the posture
+    matched. Its mean offset is therefore the registration / posture shift that every radiograph line, the ISL
+    included, carries against the scan: no estimator reading the scan can know it. A diagnostic only.
+
+    Raises:
+        KeyError: the scan has no radiograph skin line (not a PCdare scan, or its JSON had no ``eslLinePts``).
+        ValueError: the two lines share no heights.
+    """
+    skin = np.asarray(scan.meta["pcdare_radiograph_skin_line"], dtype=np.float64)
+    esl = np.asarray(scan.esl, dtype=np.float64)
+    lo, hi = max(skin[:, 1].min(), esl[:, 1].min()), min(skin[:, 1].max(), esl[:, 1].max())
+    if hi <= lo:
+        raise ValueError(f"{scan.name}: the radiograph skin line and the ESL share no heights")
+    heights = np.linspace(lo, hi, num_heights)
+    shift = np.zeros(3)
+    ys, yk = np.argsort(skin[:, 1]), np.argsort(esl[:, 1])  # lines are monotone in y: x(y), z(y) over sorted points
+    for axis in (0, 2):
+        shift[axis] = np.mean(np.interp(heights, skin[ys, 1], skin[ys, axis]) - np.interp(heights, esl[yk, 1], esl[yk, axis]))
+    return shift
 
 
 def read_pcdare(src: Path, skip_invalid: bool = True, ids: list[str] | None = None) -> ScanList:
