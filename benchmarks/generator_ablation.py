@@ -113,8 +113,9 @@ def score_surface(backs_mm: torch.Tensor) -> dict[str, float]:
     }
 
 
-def score_row(backs: torch.Tensor, test: Any, emd: bool = False) -> dict[str, Any]:
-    """Every metric of one row; ``backs`` (S, N, 3) normalised, one per test spine, in test order."""
+def score_row(backs: torch.Tensor, test: Any, emd: bool = False, judge_estimator: Any = None) -> dict[str, Any]:
+    """Every metric of one row; ``backs`` (S, N, 3) normalised, one per test spine, in test order; with a
+    ``judge_estimator`` (a loaded ESL ``SpineEstimator``) also the network judge's columns."""
     from pcdiff.metrics.generation import generation_metrics
 
     backs_mm = to_mm(backs, test.center, test.scale)
@@ -129,19 +130,28 @@ def score_row(backs: torch.Tensor, test: Any, emd: bool = False) -> dict[str, An
     row["spine_metric_failed"] = int((~np.isfinite(cond["lateral_mm"])).sum())
     for key, values in asymmetry_scores(backs_mm, to_mm(test.points, test.center, test.scale), test.esl_mm).items():
         row[key] = float(np.nanmedian(values)) if np.isfinite(values).any() else float("nan")
-    row.update(judge_row(backs_mm, test.esl_mm))
+    row.update(judge_row(backs_mm, test.esl_mm, judge_estimator))
     return row
 
 
-def judge_row(backs_mm: torch.Tensor, esl_mm: list[np.ndarray]) -> dict[str, float]:
-    """The independent judge (issue #13): the network-free furrow-path reader
+def judge_row(backs_mm: torch.Tensor, esl_mm: list[np.ndarray], estimator: Any = None) -> dict[str, float]:
+    """The independent judges (issue #13). The network-free furrow-path reader
     (:func:`pcdiff.estimator.eval_metric.geometric_spine_metric`) reads each back's ESL between the requested ESL's
-    ends; mean lateral RMS (mm) of the read line against the requested one, and mean |Cobb difference| (deg)."""
-    from pcdiff.estimator.eval_metric import geometric_spine_metric
+    ends: mean lateral RMS (mm) of the read line against the requested one, and mean |Cobb difference| (deg). With an
+    ``estimator`` (an ESL ``SpineEstimator`` trained on other phantoms, ``configs/estimator_phantom_judge.yaml``) the
+    network judge's lateral RMS, mean Cobb error, and mean Cobb error over large requested curves
+    (:func:`benchmarks.judge_backs.judge_row`)."""
+    from benchmarks.judge_backs import judge_row as summarise_judge
+    from pcdiff.estimator.eval_metric import geometric_spine_metric, spine_estimator_metric
 
     judged = geometric_spine_metric(backs_mm.numpy(), esl_mm)
-    return {"judge_lateral_mm": judged["lateral_rms_mm"], "judge_cobb_deg": judged["cobb_mae_deg"],
-            "judge_failed": int(judged["n_failed"])}
+    row = {"judge_lateral_mm": judged["lateral_rms_mm"], "judge_cobb_deg": judged["cobb_mae_deg"],
+           "judge_failed": int(judged["n_failed"])}
+    if estimator is not None:
+        net = summarise_judge(spine_estimator_metric(estimator, backs_mm.numpy(), esl_mm)["per_subject"])
+        row.update(net_judge_lateral_mm=net["lateral_rms_mm"], net_judge_cobb_deg=net["cobb_mae_deg"],
+                   net_judge_cobb_large_deg=net["cobb_mae_large_deg"])
+    return row
 
 
 def second_seed_row(backs_seed1: torch.Tensor, backs: torch.Tensor, test: Any) -> dict[str, float]:
@@ -271,6 +281,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--save-backs", type=Path, default=None,
                         help="folder for <variant>.npz: each row's generated backs (mm, (S, N, 3)), the test scans, "
                              "their requested ESLs and names, for plots and diagnostics without resampling")
+    parser.add_argument("--judge-estimator", type=Path, default=None,
+                        help="SpineEstimator checkpoint (ESL, trained on other phantoms: configs/estimator_phantom_judge.yaml) "
+                             "adding the network judge's columns: ESL lateral RMS and Cobb error read off each back")
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--stem", default="generator_ablation")
     return parser.parse_args(argv)
@@ -282,6 +295,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from pcdiff.diffusion.module import PointDiffusion
 
     args = parse_args(argv)
+    judge = None
+    if args.judge_estimator is not None:
+        from pcdiff.estimator.eval_metric import load_estimator
+
+        judge = load_estimator(args.judge_estimator)
+        if judge.hparams.line != "esl":
+            raise SystemExit(f"--judge-estimator {args.judge_estimator} predicts the {judge.hparams.line.upper()}; the judge reads the ESL")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     quiet_lightning()
     hardware = hardware_info()
@@ -306,11 +326,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         floor_points, test.esl_mm = floor_draws(test, data_dir, evaluation)
     log.info("data: %d test spines at %d points (%.0f s)", len(test.names), args.eval_points, t_data["s"])
 
-    rows = [{"variant": "floor", "change": "second phantom draw", **score_row(floor_points, test, args.emd)}]
+    rows = [{"variant": "floor", "change": "second phantom draw", **score_row(floor_points, test, args.emd, judge)}]
     starts = phantom_starts(test, data_dir, args.eval_points) if row_phantom_start else None
     if starts is not None:
         rows.append({"variant": "phantom of the lines", "change": "phantom_for_lines of each test scan's ESL + ISL (no model)",
-                     **score_row(starts, test, args.emd)})
+                     **score_row(starts, test, args.emd, judge)})
     true_surface = score_surface(to_mm(test.points, test.center, test.scale))
     variants = args.variants if args.variants is not None else ([] if checkpoints else list(VARIANTS))
     names = variants + [label for label in checkpoints if label not in variants]
@@ -353,7 +373,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if name in row_phantom_start:
             sampled_with += f", from the phantom of the lines at strength {row_phantom_start[name]:g}"
         row = {"variant": name, "change": change, "sampler": sampled_with, "train_s": train_s, "sample_s": sample_s,
-               "load_1min": max(loads), **score_row(backs, test, args.emd)}
+               "load_1min": max(loads), **score_row(backs, test, args.emd, judge)}
         if args.second_seed:
             row.update(second_seed_row(sample_backs(module, test.spine, seed=1, **draw)[0], backs, test))
         log.info("%s: %s", name, {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
@@ -372,6 +392,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         *([("seed1_1-NNA-CD", "seed 1: 1-NNA-CD %", ".1f"), ("seed1_asym_corr", "seed 1: asym. corr.", ".2f"),
            ("asym_corr_between_seeds", "asym. corr. seed 0 vs 1", ".2f")] if args.second_seed else []),
         ("judge_lateral_mm", "judge: ESL lateral (mm)", ".1f"), ("judge_cobb_deg", "judge: ESL Cobb diff. (deg)", ".1f"),
+        *([("net_judge_lateral_mm", "net judge: ESL lateral (mm)", ".1f"), ("net_judge_cobb_deg", "net judge: Cobb error (deg)", ".1f"),
+           ("net_judge_cobb_large_deg", "net judge: Cobb error, large curves (deg)", ".1f")] if judge is not None else []),
         ("train_s", "train (s)", ".0f"), ("sample_s", "sample (s)", ".0f"), ("load_1min", "load", ".1f"),
     ]
     settings = {k: v for k, v in vars(args).items() if k not in ("cache_dir",)}

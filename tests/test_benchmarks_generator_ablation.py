@@ -21,6 +21,22 @@ def test_judge_row_reads_each_back_against_its_requested_line():
     assert swapped["judge_lateral_mm"] > 2 * own["judge_lateral_mm"]
 
 
+def test_judge_row_adds_the_network_judge_columns_with_an_estimator():
+    """With an ESL estimator (here untrained and tiny: only the plumbing is tested) the row gains the network judge's
+    lateral RMS and Cobb errors, finite, beside the geometric judge's."""
+    from pcdiff.estimator.module import SpineEstimator
+
+    scans = [generate_phantom(seed, 2048) for seed in range(3)]
+    backs = torch.as_tensor(np.stack([s.points for s in scans]), dtype=torch.float32)
+    tiny = dict(width=16, num_centres=(64, 16), radii=(0.1, 0.25), num_neighbours=(16, 8), widths=(32, 64),
+                global_dim=64, head_dim=64)
+    estimator = SpineEstimator(line="esl", input_frame="esl", net_kwargs=tiny).eval()
+    row = judge_row(backs, [s.esl for s in scans], estimator)
+    assert {"net_judge_lateral_mm", "net_judge_cobb_deg", "net_judge_cobb_large_deg"} <= set(row)
+    assert np.isfinite(row["net_judge_lateral_mm"]) and np.isfinite(row["net_judge_cobb_deg"])
+    assert row["judge_lateral_mm"] == judge_row(backs, [s.esl for s in scans])["judge_lateral_mm"]
+
+
 def test_row_sampler_parses_label_sampler_steps_and_karras_and_refuses_malformed_specs():
     import argparse
 

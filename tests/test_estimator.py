@@ -146,3 +146,17 @@ def test_cli_fast_dev_run_on_phantoms(tmp_path):
         ]
     )
     assert cli.model.hparams.line == "isl" and cli.model.hparams.input_frame == "landmarks"
+
+
+def test_phantom_judge_config_composes_with_the_estimator_config(capsys):
+    """configs/estimator_phantom_judge.yaml (the network judge of generated backs) layers onto configs/estimator.yaml:
+    ESL in its own frame (what generated backs allow), 2048 points, the generator's 1000 training phantoms (seed 1)."""
+    from pcdiff.estimator.train import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["configs/estimator.yaml", "--config", "configs/estimator_phantom_judge.yaml", "--print_config"])
+    assert exc.value.code in (0, None)
+    printed = capsys.readouterr().out
+    for expected in ("max_steps: 2400", "phantom_num_scans: 1000", "phantom_seed: 1", "num_points: 2048",
+                     "line: esl", "normalize: line"):
+        assert expected in printed, expected

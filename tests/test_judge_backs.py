@@ -1,0 +1,66 @@
+"""benchmarks/judge_backs.py: the judges' table over saved backs, on three phantoms (geometric judge: nothing trained)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks import judge_backs
+from pcdiff.data.phantom import generate_phantom
+
+
+def _save(path, backs: np.ndarray, true: np.ndarray, esl: list[np.ndarray], names: list[str]) -> None:
+    np.savez_compressed(path, backs_mm=backs, true_mm=true, names=np.asarray(names),
+                        **{f"esl_mm_{i}": e for i, e in enumerate(esl)})  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def phantoms():
+    scans = [generate_phantom(seed, 4096) for seed in (3, 4, 5)]
+    return np.stack([s.points for s in scans]), [s.esl.astype(np.float64) for s in scans], [s.name for s in scans]
+
+
+def test_true_backs_score_the_floor_and_a_shifted_back_scores_worse(phantoms, tmp_path, monkeypatch):
+    true, esl, names = phantoms
+    monkeypatch.setattr(judge_backs, "write_results", lambda stem, payload, md: (tmp_path / "r.json", tmp_path / "r.md"))
+    captured = {}
+    real_row = judge_backs.judge_row
+
+    def spy(per_subject, floor=None):
+        row = real_row(per_subject, floor)
+        captured.setdefault("rows", []).append(row)
+        return row
+
+    monkeypatch.setattr(judge_backs, "judge_row", spy)
+    _save(tmp_path / "same.npz", true, true, esl, names)
+    shifted = true.copy()
+    shifted[..., 0] += 25.0 * np.sin(shifted[..., 1] / 120.0)  # a lateral wave the requested ESL does not have
+    _save(tmp_path / "wave.npz", shifted, true, esl, names)
+    assert judge_backs.main(["--backs", f"same={tmp_path / 'same.npz'}", "--backs", f"wave={tmp_path / 'wave.npz'}"]) == 0
+    floor, same, wave = captured["rows"]
+    assert same["cobb_vs_true_back_deg"] == pytest.approx(0.0, abs=1e-9)
+    assert same["lateral_rms_mm"] == pytest.approx(floor["lateral_rms_mm"])
+    assert wave["lateral_rms_mm"] > floor["lateral_rms_mm"] + 5
+    assert 0.0 <= wave["within_tolerance"] <= 1.0 and wave["n_read"] + wave["n_failed"] == 3
+
+
+def test_noisy_backs_keep_their_mean_and_thicken_in_depth():
+    backs = np.zeros((2, 4000, 3), np.float32)
+    noisy = judge_backs.noisy_backs(backs, 5.0)
+    np.testing.assert_allclose(noisy.std(axis=(0, 1)), [1.5, 1.5, 5.0], rtol=0.05)
+    assert np.abs(noisy.mean(axis=(0, 1))).max() < 0.2
+    with pytest.raises(ValueError):
+        judge_backs.noisy_backs(backs, -1.0)
+
+
+def test_bad_input(phantoms, tmp_path):
+    true, esl, names = phantoms
+    with pytest.raises(SystemExit):
+        judge_backs.main(["--backs", f"x={tmp_path / 'missing.npz'}"])
+    np.savez(tmp_path / "bad.npz", points=true)
+    with pytest.raises(ValueError, match="not a --save-backs file"):
+        judge_backs.load_backs(tmp_path / "bad.npz")
+    _save(tmp_path / "a.npz", true, true, esl, names)
+    _save(tmp_path / "b.npz", true, true, esl, ["other"] * 3)
+    with pytest.raises(SystemExit):
+        judge_backs.main(["--backs", f"a={tmp_path / 'a.npz'}", "--backs", f"b={tmp_path / 'b.npz'}"])
