@@ -282,7 +282,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="folder for <variant>.npz: each row's generated backs (mm, (S, N, 3)), the test scans, "
                              "their requested ESLs and names, for plots and diagnostics without resampling")
     parser.add_argument("--judge-estimator", type=Path, default=None,
-                        help="SpineEstimator checkpoint (ESL, trained on other phantoms: configs/estimator_phantom_judge.yaml) "
+                        help="SpineEstimator checkpoint or exported folder (ESL, trained on other phantoms: pretrained/phantom-esl-judge) "
                              "adding the network judge's columns: ESL lateral RMS and Cobb error read off each back")
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--stem", default="generator_ablation")

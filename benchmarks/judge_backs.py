@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backs", type=parse_backs, action="append", required=True, metavar="LABEL=PATH.npz",
                         help="a --save-backs file of generator_ablation (repeatable; same spines in every file)")
     parser.add_argument("--estimator", type=Path, default=None,
-                        help="SpineEstimator checkpoint (ESL, 'esl' frame) for the network judge; without it only the geometric judge")
+                        help="SpineEstimator checkpoint or exported folder (ESL, 'esl' frame; the shipped pretrained/phantom-esl-judge) for "
+                             "the network judge; without it only the geometric judge")
     parser.add_argument("--noise-mm", type=float, nargs="*", default=[],
                         help="control rows: the true phantoms plus Gaussian noise of this SD (mm; in depth, 0.3x sideways and"
                              " up), as thick as generated backs or thicker: how far a back's thickness alone moves a judge")

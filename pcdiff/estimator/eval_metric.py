@@ -97,8 +97,13 @@ def _net_kwargs_of_old_checkpoint(hparams: dict[str, Any]) -> dict[str, Any] | N
 
 
 def load_estimator(checkpoint: str | Path, map_location: str = "cpu") -> SpineEstimator:
-    """Load a ``SpineEstimator`` Lightning checkpoint (eval mode); ``num_points`` from its data settings."""
+    """Load a ``SpineEstimator`` Lightning checkpoint (eval mode; ``num_points`` from its data settings), or a folder
+    exported by ``python -m pcdiff.estimator.export`` (e.g. the shipped ``pretrained/phantom-esl-judge``)."""
     path = Path(checkpoint)
+    if path.is_dir():
+        from pcdiff.estimator.export import load_exported_estimator
+
+        return load_exported_estimator(path).to(map_location)
     if not path.is_file():
         raise FileNotFoundError(f"spine_estimator: estimator checkpoint {path} does not exist")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)  # Lightning checkpoints hold plain dicts
