@@ -1,4 +1,4 @@
-"""pcdiff.estimator.export: a trained estimator saved as a small safetensors folder, reloaded by load_estimator; and the
+"""pcdiff.estimator.checkpoints / export: a trained estimator saved as a small safetensors folder, reloaded by load_estimator; and the
 shipped judge (pretrained/phantom-esl-judge) reads phantom backs it never saw."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from pcdiff.data.phantom import generate_phantom
+from pcdiff.estimator.checkpoints import EXPORTED_FILES, load_exported_estimator, save_estimator
 from pcdiff.estimator.eval_metric import estimate_lines, load_estimator, spine_estimator_metric
-from pcdiff.estimator.export import EXPORTED_FILES, load_exported_estimator, main, save_estimator
+from pcdiff.estimator.export import main
 from pcdiff.estimator.module import SpineEstimator
 
 SHIPPED = Path(__file__).resolve().parents[1] / "pretrained" / "phantom-esl-judge"

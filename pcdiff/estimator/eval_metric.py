@@ -60,7 +60,6 @@ This module registers the metric with :mod:`pcdiff.metrics.registry`, which list
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any
 
@@ -68,51 +67,19 @@ import numpy as np
 import torch
 
 from pcdiff.data.sample import BackScan
+from pcdiff.estimator.checkpoints import DEFAULT_NUM_POINTS, load_estimator
 from pcdiff.estimator.geometric import geometric_esl
 from pcdiff.estimator.isl_offset import IslOffsetModel, fit_isl_offset, trunk_width_mm
 from pcdiff.estimator.metrics import line_errors, pearson, summarize
-from pcdiff.estimator.model import SpineEstimatorNet
 from pcdiff.estimator.module import SpineEstimator
 from pcdiff.geometry.frames import frame_of, to_mm, to_normalised
 from pcdiff.geometry.polyline import orient_top_down, resample_polyline
 from pcdiff.metrics.registry import EvalInputs, EvalOutput, Option, register_metric
 
-#: Points fed to the estimator when its checkpoint does not record the data module's ``num_points``.
-DEFAULT_NUM_POINTS = 2048
 #: The estimators ``--estimator`` chooses from (see the module docstring).
 ESTIMATOR_KINDS = ("network", "geometric")
 #: Keypoints of the geometric reader's line (and of the fitted ISL offset).
 GEOMETRIC_KEYPOINTS = 64
-#: Old spellings of network settings, in checkpoints written before ``SpineEstimator`` took ``net_kwargs``.
-_OLD_NET_NAMES = {"num_centers": "num_centres", "num_neighbors": "num_neighbours"}
-
-
-def _net_kwargs_of_old_checkpoint(hparams: dict[str, Any]) -> dict[str, Any] | None:
-    """``net_kwargs`` for a checkpoint whose network settings are flat hyperparameters (old layout), else None."""
-    if "net_kwargs" in hparams:
-        return None
-    names = set(inspect.signature(SpineEstimatorNet.__init__).parameters) - {"self", "num_keypoints"}
-    flat = {_OLD_NET_NAMES.get(k, k): v for k, v in hparams.items()}
-    return {k: v for k, v in flat.items() if k in names} or None
-
-
-def load_estimator(checkpoint: str | Path, map_location: str = "cpu") -> SpineEstimator:
-    """Load a ``SpineEstimator`` Lightning checkpoint (eval mode; ``num_points`` from its data settings), or a folder
-    exported by ``python -m pcdiff.estimator.export`` (e.g. the shipped ``pretrained/phantom-esl-judge``)."""
-    path = Path(checkpoint)
-    if path.is_dir():
-        from pcdiff.estimator.export import load_exported_estimator
-
-        return load_exported_estimator(path).to(map_location)
-    if not path.is_file():
-        raise FileNotFoundError(f"spine_estimator: estimator checkpoint {path} does not exist")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)  # Lightning checkpoints hold plain dicts
-    old = _net_kwargs_of_old_checkpoint(ckpt.get("hyper_parameters") or {})
-    overrides = {} if old is None else {"net_kwargs": old}
-    model = SpineEstimator.load_from_checkpoint(path, map_location=map_location, **overrides).eval()
-    data_hp = ckpt.get("datamodule_hyper_parameters") or {}
-    model.num_points = int(data_hp.get("num_points", DEFAULT_NUM_POINTS))
-    return model
 
 
 @torch.no_grad()
