@@ -83,6 +83,23 @@ def test_frames_generated_backs_cannot_provide_are_refused(tmp_path):
         load_estimator(tmp_path / "missing.ckpt")
 
 
+def test_landmark_frame_estimators_read_scans_given_their_landmarks():
+    """A landmark-frame estimator reads a real-style scan when each back's (4, 3) C7, DL, DR, DM are given: the
+    prediction moves with the scan (a shifted scan and shifted landmarks give the shifted line)."""
+    from pcdiff.data.phantom import generate_phantom
+
+    est = SpineEstimator(num_keypoints=8, line="esl", input_frame="landmarks", net_kwargs=TINY).eval()
+    scan = generate_phantom(0, 512)
+    lm = np.stack([scan.landmarks[k] for k in ("C7", "DL", "DR", "DM")])
+    shift = np.array([30.0, -20.0, 5.0], np.float32)
+    a = estimate_lines(est, [scan.points], None, landmarks=[lm])
+    b = estimate_lines(est, [scan.points + shift], None, landmarks=[lm + shift])
+    assert a.shape == (1, 8, 3)
+    np.testing.assert_allclose(b - a, np.broadcast_to(shift, a.shape), atol=1e-3)
+    with pytest.raises(ValueError, match="landmark sets"):
+        estimate_lines(est, [scan.points, scan.points], None, landmarks=[lm])
+
+
 def test_eval_cli_runs_the_registered_metric(checkpoint, tmp_path):
     from pcdiff.eval import main
 

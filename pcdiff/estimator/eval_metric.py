@@ -89,6 +89,7 @@ def estimate_lines(
     frame_lines: np.ndarray | torch.Tensor | list[np.ndarray] | None,
     num_points: int | None = None,
     seed: int = 0,
+    landmarks: list[np.ndarray] | None = None,
 ) -> np.ndarray:
     """Predict spinal lines (mm) for backs (mm).
 
@@ -99,12 +100,14 @@ def estimate_lines(
             ``"esl"``-frame estimator (its two ends); ignored (may be None) for ``"none"``.
         num_points: points given to the estimator (random subset; all when a back has fewer).
         seed: seed of the subset.
+        landmarks: for a ``"landmarks"``-frame estimator (real scans with C7, DL, DR, DM), one (4, 3) array in mm
+            per back, in that order.
 
     Returns:
         (B, K, 3) predicted keypoints in mm, top -> bottom.
     """
     frame = estimator.hparams.input_frame
-    if frame not in ("esl", "none"):
+    if frame not in ("esl", "none") and not (frame == "landmarks" and landmarks is not None):
         raise ValueError(
             f"spine_estimator: the estimator reads scans in the {frame!r} frame, which generated backs cannot "
             "provide (no landmarks); train it with data.normalize=line and data.line=esl (configs/estimator.yaml)"
@@ -114,6 +117,10 @@ def estimate_lines(
         if frame_lines is None or len(frame_lines) != len(backs):
             raise ValueError("spine_estimator: an 'esl'-frame estimator needs the ESL of every back (frame_lines)")
         frames = [frame_of("line", line=orient_top_down(np.asarray(line, dtype=np.float32))) for line in frame_lines]
+    elif frame == "landmarks":
+        if len(landmarks) != len(backs):
+            raise ValueError(f"spine_estimator: {len(landmarks)} landmark sets for {len(backs)} backs")
+        frames = [frame_of("landmarks", landmarks=np.asarray(lm, dtype=np.float64)) for lm in landmarks]
     else:
         frames = [frame_of("none")] * len(backs)
     n = num_points or getattr(estimator, "num_points", DEFAULT_NUM_POINTS)
