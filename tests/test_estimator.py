@@ -148,15 +148,18 @@ def test_cli_fast_dev_run_on_phantoms(tmp_path):
     assert cli.model.hparams.line == "isl" and cli.model.hparams.input_frame == "landmarks"
 
 
-def test_phantom_judge_config_composes_with_the_estimator_config(capsys):
-    """configs/estimator_phantom_judge.yaml (the network judge of generated backs) layers onto configs/estimator.yaml:
-    ESL in its own frame (what generated backs allow), 2048 points, the generator's 1000 training phantoms (seed 1)."""
+@pytest.mark.parametrize(("config", "normalize", "steps"), [("estimator_phantom_judge", "line", 2400),
+                                                              ("estimator_phantom_landmarks", "landmarks", 1600)])
+def test_phantom_estimator_configs_compose_with_the_estimator_config(capsys, config, normalize, steps):
+    """The phantom-trained estimators' configs layer onto configs/estimator.yaml: the ESL, 2048 points, the generator's
+    1000 training phantoms (seed 1); the judge reads in the ESL's own frame (what generated backs allow), the other
+    in the landmark frame (what a new patient's scan allows)."""
     from pcdiff.estimator.train import main
 
     with pytest.raises(SystemExit) as exc:
-        main(["configs/estimator.yaml", "--config", "configs/estimator_phantom_judge.yaml", "--print_config"])
+        main(["configs/estimator.yaml", "--config", f"configs/{config}.yaml", "--print_config"])
     assert exc.value.code in (0, None)
     printed = capsys.readouterr().out
-    for expected in ("max_steps: 2400", "phantom_num_scans: 1000", "phantom_seed: 1", "num_points: 2048",
-                     "line: esl", "normalize: line"):
+    for expected in (f"max_steps: {steps}", "phantom_num_scans: 1000", "phantom_seed: 1", "num_points: 2048",
+                     "line: esl", f"normalize: {normalize}", f"dirpath: outputs/{config}"):
         assert expected in printed, expected
