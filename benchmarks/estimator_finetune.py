@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import tempfile
 import time
 import warnings
@@ -30,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.reporting import DEFAULT_PCDARE, command_line, hardware_info, machine_was_busy, markdown_table, write_results
+from benchmarks.reporting import DEFAULT_PCDARE, command_line, finished_run, hardware_info, load_line, markdown_table, publish
 from benchmarks.spine_baselines import fold_split, furrow_lines, select_setting
 
 ROWS = ("phantom-pretrained, zero-shot", "phantom-pretrained + fine-tuned", "real only, same steps", "furrow-path ESL (in-fold)")
@@ -138,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     per_subject = evaluate(args)
     table = summarise(per_subject)
     wall = time.perf_counter() - start
-    load_end = [round(x, 2) for x in os.getloadavg()]
-    busy = machine_was_busy([info.get("load_average_at_start", [0.0])[0], load_end[0]], info["cpu_count"] or 1)
+    record = finished_run(info, wall)
     columns = [("row", "ESL estimator", ""), ("esl_lateral_rms_mm_text", "ESL lateral RMS [mm]", ""),
                ("esl_rms_mm_text", "ESL 3D RMS [mm]", ""), ("esl_cobb_err_deg_text", "ESL Cobb error [deg]", ""),
                ("finetune_s", "fine-tune per fold [s]", ".0f")]  # fmt: skip
@@ -151,16 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         " trains the same network from random weights with the same settings. Landmark frame (C7-DM) for every network"
         " row; the furrow path reads between the landmark heights with its setting chosen on the training subjects."
         " ESL Cobb error: against the true ESL's Cobb angle (not the clinical one, which is the ISL's).",
-        "", f"Load average at start {info.get('load_average_at_start')}, at end {load_end} on {info['cpu_count']} CPUs"
-        f" ({'shared with other jobs' if busy else 'idle'}); wall {wall:.0f} s.",
+        "", load_line(record, ".0f")
     ])
-    payload = {"command": command_line(), "hardware": info, "load_average_at_end": load_end, "machine_was_busy": busy,
-               "wall_s": wall, "settings": {k: str(v) for k, v in vars(args).items()}, "table": table,
-               "per_subject": per_subject}
-    js, mdp = write_results(args.stem, payload, md)
-    print(md)
-    print(f"wrote {js} and {mdp}")
-    return 0
+    payload = {**record, "settings": {k: str(v) for k, v in vars(args).items()}, "table": table, "per_subject": per_subject}
+    return publish(args.stem, payload, md)
 
 
 if __name__ == "__main__":

@@ -55,9 +55,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.stats import wilcoxon
 
-from benchmarks.reporting import ROOT, command_line, hardware_info, markdown_table
-from benchmarks.spine_baselines import (NUM_KEYPOINTS, _resampled, fold_split, furrow_lines, publish, run_record,
-                                        select_setting, trunk_widths)
+from benchmarks.reporting import ROOT, command_line, hardware_info, load_line, markdown_table, publish
+from benchmarks.spine_baselines import (NUM_KEYPOINTS, _resampled, fold_split, furrow_lines, run_record, select_setting,
+                                        trunk_widths)
 from pcdiff.data.pcdare import read_pcdare
 from pcdiff.data.phantom.generator import generate_phantom
 from pcdiff.data.respine import Donor, fit_rotation_gain, rank_donors, respine_donor
@@ -498,7 +498,6 @@ def main(argv: list[str] | None = None) -> int:
     table = summarize(records, fits)
     wall = time.perf_counter() - start
     record = run_record(args, info, wall)
-    load_end, busy = record["load_average_at_end"], record["machine_was_busy"]
     bands = {label: sorted({r["subject"] for r in records if r["band"] == label}) for _, _, label in COBB_BANDS}
     band_text = ", ".join(f"{label}: {len(v)}" for label, v in bands.items())
     main_cols = [("row", "offset model fitted on", ""), ("n_real", "real", ".0f"), ("n_synthetic", "synthetic", ".0f"),
@@ -545,8 +544,7 @@ def main(argv: list[str] | None = None) -> int:
         f" {ASYMMETRY_RADIUS_MM:.0f} mm on both sides, the rest is interpolated): "
         + ", ".join(f"{k} {v:.2f}" for k, v in coverage.items()) + ".",
         *[f"- {n}" for n in notes],
-        f"- Load average at start {info.get('load_average_at_start')}, at end {load_end} on {info['cpu_count']} CPUs"
-        f" ({'shared with other jobs' if busy else 'idle'}); wall {wall:.1f} s.",
+        f"- {load_line(record)}",
     ])
     verdict = "\n".join(_verdict(table))
     md = md.replace("VERDICT_PLACEHOLDER", verdict)

@@ -26,14 +26,13 @@ the mean |difference| between the Cobb angle read off the generated back and off
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.reporting import command_line, hardware_info, machine_was_busy, markdown_table, write_results
+from benchmarks.reporting import command_line, finished_run, hardware_info, load_line, markdown_table, publish
 
 #: Issue #12's Cobb target: the judged Cobb angle within this many degrees of the requested one.
 COBB_TOLERANCE_DEG = 5.0
@@ -151,8 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             per_back[f"{judge_name}/{label}"] = read
             table.append({"judge": judge_name, "backs": label, **judge_row(read, floor)})
     wall = time.perf_counter() - start
-    load_end = [round(x, 2) for x in os.getloadavg()]
-    busy = machine_was_busy([info.get("load_average_at_start", [0.0])[0], load_end[0]], info["cpu_count"] or 1)
+    record = finished_run(info, wall)
     columns = [("judge", "judge", ""), ("backs", "backs", ""), ("lateral_rms_mm", "ESL lateral RMS [mm]", ".1f"),
                ("rms_mm", "ESL 3D RMS [mm]", ".1f"), ("cobb_mae_deg", "Cobb error vs requested, mean [deg]", ".1f"),
                ("cobb_median_deg", "median [deg]", ".1f"),
@@ -175,16 +173,11 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Files: " + ", ".join(f"{label} = `{path}`" for label, path in args.backs) + ".",
         "",
-        f"Load average at start {info.get('load_average_at_start')}, at end {load_end} on {info['cpu_count']} CPUs"
-        f" ({'shared with other jobs' if busy else 'idle'}); wall {wall:.1f} s.",
+        load_line(record)
     ])
-    payload = {"command": command_line(), "hardware": info, "load_average_at_end": load_end, "machine_was_busy": busy,
-               "wall_s": wall, "estimator": str(args.estimator) if args.estimator else None,
+    payload = {**record, "estimator": str(args.estimator) if args.estimator else None,
                "files": {label: str(path) for label, path in args.backs}, "table": table, "per_back": per_back}
-    js, mdp = write_results(args.stem, payload, md)
-    print(md)
-    print(f"wrote {js} and {mdp}")
-    return 0
+    return publish(args.stem, payload, md)
 
 
 if __name__ == "__main__":

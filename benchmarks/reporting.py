@@ -68,6 +68,31 @@ def timer() -> Iterator[dict[str, float]]:
 
 
 
+def finished_run(info: dict[str, Any], wall: float) -> dict[str, Any]:
+    """The keys a benchmark's JSON starts with, read at its end: the command, ``info`` (:func:`hardware_info` taken at
+    the start), the 1-min load average now and whether other jobs shared the CPU (:func:`machine_was_busy`), wall s."""
+    load_end = [round(x, 2) for x in os.getloadavg()]
+    busy = machine_was_busy([info.get("load_average_at_start", [0.0])[0], load_end[0]], info.get("cpu_count") or 1)
+    return {"command": command_line(), "hardware": info, "load_average_at_end": load_end, "machine_was_busy": busy,
+            "wall_s": wall}
+
+
+def load_line(record: dict[str, Any], wall_format: str = ".1f") -> str:
+    """The results files' closing sentence for a :func:`finished_run` record: loads at start and end, idle or not, wall."""
+    info = record["hardware"]
+    return (f"Load average at start {info.get('load_average_at_start')}, at end {record['load_average_at_end']} on "
+            f"{info['cpu_count']} CPUs ({'shared with other jobs' if record['machine_was_busy'] else 'idle'});"
+            f" wall {record['wall_s']:{wall_format}} s.")
+
+
+def publish(stem: str, payload: dict[str, Any], markdown: str) -> int:
+    """Write ``benchmarks/results/<stem>.{json,md}``, print the Markdown and the paths; exit status 0."""
+    js, mdp = write_results(stem, payload, markdown)
+    print(markdown)
+    print(f"wrote {js} and {mdp}")
+    return 0
+
+
 def write_results(
     stem: str, payload: dict[str, Any], markdown: str | None, out_dir: Path = RESULTS_DIR, *, indent: int = 2
 ) -> tuple[Path, Path | None]:

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -56,7 +55,7 @@ from pcdiff.estimator.metrics import line_errors
 from pcdiff.geometry.cobb import cobb_angle
 from pcdiff.geometry.polyline import orient_top_down, resample_polyline
 
-from benchmarks.reporting import command_line, hardware_info, machine_was_busy, markdown_table, write_results
+from benchmarks.reporting import command_line, finished_run, hardware_info, load_line, markdown_table, publish
 
 #: Keypoints of every estimated line (the estimator's default is 32; 64 keeps the geometric line's detail).
 NUM_KEYPOINTS = 64
@@ -264,7 +263,6 @@ def main(argv: list[str] | None = None) -> int:
                      f" depth SD {shifts[:, 2].std(ddof=1):.1f} mm (mean {shifts[:, 2].mean():.1f})")
     wall = time.perf_counter() - start
     record = run_record(args, info, wall)
-    load_end, busy = record["load_average_at_end"], record["machine_was_busy"]
     columns = [("row", "baseline", ""), ("esl_lateral_rms_mm_text", "ESL lateral RMS [mm]", ""),
                ("esl_rms_mm_text", "ESL 3D RMS [mm]", ""), ("isl_rms_mm_text", "ISL RMS [mm]", ""),
                ("isl_lateral_rms_mm_text", "ISL lateral RMS [mm]", ""),
@@ -308,28 +306,16 @@ def main(argv: list[str] | None = None) -> int:
         " depth ~ trunk width regression (2 numbers) and a lateral gain on the back's left-right depth asymmetry"
         " 50 mm either side of the ESL (1 number), fitted on the training subjects' true lines.",
         "",
-        f"Load average at start {info.get('load_average_at_start')}, at end {load_end} on {info['cpu_count']} CPUs"
-        f" ({'shared with other jobs' if busy else 'idle'}); wall {wall:.1f} s.",
+        load_line(record),
     ])
     return publish(args.stem, {**record, "table": table, "per_subject": per_subject}, md)
 
 
 def run_record(args: argparse.Namespace, info: dict[str, Any], wall: float) -> dict[str, Any]:
-    """The keys every PCdare spine benchmark's JSON starts with (command, hardware, load at the end and whether the
-    machine was busy, wall seconds, folds, keypoints, data folder, the Cobb reference); read the load now, at the end."""
-    load_end = [round(x, 2) for x in os.getloadavg()]
-    busy = machine_was_busy([info.get("load_average_at_start", [0.0])[0], load_end[0]], os.cpu_count() or 1)
-    return {"command": command_line(), "hardware": info, "load_average_at_end": load_end, "machine_was_busy": busy,
-            "wall_s": wall, "folds": args.folds, "num_keypoints": NUM_KEYPOINTS, "data": str(args.data),
+    """The keys every PCdare spine benchmark's JSON starts with (:func:`benchmarks.reporting.finished_run`, then folds,
+    keypoints, data folder, the Cobb reference); read the load now, at the end."""
+    return {**finished_run(info, wall), "folds": args.folds, "num_keypoints": NUM_KEYPOINTS, "data": str(args.data),
             "cobb_reference": "CobbAngles.csv primary_cobbangle (clinical primary Cobb angle)"}
-
-
-def publish(stem: str, payload: dict[str, Any], markdown: str) -> int:
-    """Write ``benchmarks/results/<stem>.{json,md}``, print the Markdown and the paths; exit status 0."""
-    js, mdp = write_results(stem, payload, markdown)
-    print(markdown)
-    print(f"wrote {js} and {mdp}")
-    return 0
 
 
 if __name__ == "__main__":

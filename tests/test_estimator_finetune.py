@@ -26,7 +26,7 @@ def test_summarise_gives_mean_and_sd_per_row():
 def test_tiny_run_on_pcdare(pcdare_dir, tmp_path, monkeypatch):
     init = save_estimator(SpineEstimator(line="esl", input_frame="landmarks", net_kwargs=TINY).eval(), tmp_path / "init", 2048)
     written = {}
-    monkeypatch.setattr(estimator_finetune, "write_results", lambda stem, payload, md: written.update(payload) or ("j", "m"))
+    monkeypatch.setattr(estimator_finetune, "publish", lambda stem, payload, md: written.update(payload) or 0)
     assert estimator_finetune.main(["--init", str(init), "--data", str(pcdare_dir), "--folds", "2", "--steps", "2"]) == 0
     assert {r["row"] for r in written["per_subject"]} == set(estimator_finetune.ROWS)
     assert len(written["per_subject"]) == 4 * 20 and all(np.isfinite(r["esl_rms_mm"]) for r in written["per_subject"])

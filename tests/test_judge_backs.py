@@ -22,7 +22,7 @@ def phantoms():
 
 def test_true_backs_score_the_floor_and_a_shifted_back_scores_worse(phantoms, tmp_path, monkeypatch):
     true, esl, names = phantoms
-    monkeypatch.setattr(judge_backs, "write_results", lambda stem, payload, md: (tmp_path / "r.json", tmp_path / "r.md"))
+    monkeypatch.setattr(judge_backs, "publish", lambda stem, payload, md: 0)
     captured = {}
     real_row = judge_backs.judge_row
 
