@@ -40,24 +40,25 @@ def landmarks_of(scan: Any) -> np.ndarray:
     return np.stack([scan.landmarks[k] for k in ("C7", "DL", "DR", "DM")]).astype(np.float64)
 
 
-def train_on(model: Any, data: Path, test_names: list[str], steps: int, lr: float, batch_size: int, seed: int) -> Any:
+def train_on(model: Any, data: Path, test_names: list[str], steps: int, lr: float, batch_size: int, seed: int,
+             cache_dir: str) -> Any:
     """``model`` (a ``SpineEstimator``) trained ``steps`` optimiser steps on the subjects of ``data`` not in
-    ``test_names``, with a fresh optimiser and cosine schedule at ``lr``; returns it in eval mode."""
+    ``test_names``, with a fresh optimiser and cosine schedule at ``lr``; returns it in eval mode. ``cache_dir`` holds
+    the data module's preprocessed scans, shared by every call of one run (they do not depend on the split)."""
     import lightning as L
 
     from pcdiff.data.datamodule import BackScanDataModule
 
     L.seed_everything(seed, workers=True, verbose=False)
     model.hparams.lr = lr
-    with tempfile.TemporaryDirectory() as cache:
-        dm = BackScanDataModule(data_dir=str(data), num_points=2048, num_keypoints=model.hparams.num_keypoints,
-                                line="esl", normalize="landmarks", test_keys=list(test_names),
-                                batch_size=batch_size, seed=seed, cache_dir=cache)  # fmt: skip
-        trainer = L.Trainer(max_steps=steps, limit_val_batches=0, logger=False, enable_checkpointing=False,
-                            enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")  # fmt: skip
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Lightning's notes on workers and the empty validation set
-            trainer.fit(model, datamodule=dm)
+    dm = BackScanDataModule(data_dir=str(data), num_points=2048, num_keypoints=model.hparams.num_keypoints,
+                            line="esl", normalize="landmarks", test_keys=list(test_names),
+                            batch_size=batch_size, seed=seed, cache_dir=cache_dir)  # fmt: skip
+    trainer = L.Trainer(max_steps=steps, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Lightning's notes on workers and the empty validation set
+        trainer.fit(model, datamodule=dm)
     return model.eval()
 
 
@@ -78,28 +79,29 @@ def evaluate(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise SystemExit(f"--init {args.init}: needs an ESL estimator in the landmark frame (data.normalize=landmarks), got "
                          f"{zero_shot.hparams.line.upper()} in the {zero_shot.hparams.input_frame!r} frame")
     out = []
-    for f in range(args.folds):
-        test = [s for s, g in zip(scans, fold_of) if g == f]
-        names = [s.name for s in test]
-        start = time.perf_counter()
-        tuned = train_on(load_estimator(args.init), args.data, names, args.steps, args.lr, args.batch_size, args.seed)
-        tuned_s = time.perf_counter() - start
-        fresh = SpineEstimator(num_keypoints=zero_shot.hparams.num_keypoints, net_kwargs=zero_shot.hparams.net_kwargs,
-                               line="esl", input_frame="landmarks")  # fmt: skip
-        scratch = train_on(fresh, args.data, names, args.steps, args.lr, args.batch_size, args.seed)
-        choice = select_setting(furrow_err, fold_of != f)
-        for scan in test:
-            true = resample_polyline(orient_top_down(scan.esl.astype(np.float64)), 64)
-            lines = {row: estimate_lines(model, [scan.points], None, num_points=2048, seed=args.seed,
-                                         landmarks=[landmarks_of(scan)])[0]
-                     for row, model in zip(ROWS[:3], (zero_shot, tuned, scratch))}  # fmt: skip
-            lines[ROWS[3]] = furrow[scan.name][choice][0]
-            for row, line in lines.items():
-                e = line_errors(line, true)[0]
-                out.append({"row": row, "subject": scan.name, "fold": f, "esl_lateral_rms_mm": e["lateral_rms_mm"],
-                            "esl_rms_mm": e["rms_mm"], "esl_cobb_err_deg": e["cobb_abs_err_deg"],
-                            "finetune_s": tuned_s if row == ROWS[1] else None})  # fmt: skip
-        logging.getLogger("estimator_finetune").info("fold %d done (fine-tune %.0f s)", f, tuned_s)
+    with tempfile.TemporaryDirectory() as cache:  # the preprocessed scans, shared by every fine-tune of the run
+        for f in range(args.folds):
+            test = [s for s, g in zip(scans, fold_of) if g == f]
+            names = [s.name for s in test]
+            start = time.perf_counter()
+            tuned = train_on(load_estimator(args.init), args.data, names, args.steps, args.lr, args.batch_size, args.seed, cache)
+            tuned_s = time.perf_counter() - start
+            fresh = SpineEstimator(num_keypoints=zero_shot.hparams.num_keypoints, net_kwargs=zero_shot.hparams.net_kwargs,
+                                   line="esl", input_frame="landmarks")  # fmt: skip
+            scratch = train_on(fresh, args.data, names, args.steps, args.lr, args.batch_size, args.seed, cache)
+            choice = select_setting(furrow_err, fold_of != f)
+            for scan in test:
+                true = resample_polyline(orient_top_down(scan.esl.astype(np.float64)), 64)
+                lines = {row: estimate_lines(model, [scan.points], None, num_points=2048, seed=args.seed,
+                                             landmarks=[landmarks_of(scan)])[0]
+                         for row, model in zip(ROWS[:3], (zero_shot, tuned, scratch))}  # fmt: skip
+                lines[ROWS[3]] = furrow[scan.name][choice][0]
+                for row, line in lines.items():
+                    e = line_errors(line, true)[0]
+                    out.append({"row": row, "subject": scan.name, "fold": f, "esl_lateral_rms_mm": e["lateral_rms_mm"],
+                                "esl_rms_mm": e["rms_mm"], "esl_cobb_err_deg": e["cobb_abs_err_deg"],
+                                "finetune_s": tuned_s if row == ROWS[1] else None})  # fmt: skip
+            logging.getLogger("estimator_finetune").info("fold %d done (fine-tune %.0f s)", f, tuned_s)
     return out
 
 
