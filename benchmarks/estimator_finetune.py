@@ -8,7 +8,13 @@ Here, per subject-wise fold of the PCdare backs (the split of ``benchmarks.spine
 - ``phantom-pretrained + fine-tuned``: that estimator trained ``--steps`` more steps on the fold's training subjects;
 - ``real only, same steps``: the same network from random weights, the same steps on the same subjects (what the
   pre-training buys);
-- ``furrow-path ESL (in-fold)``: the network-free baseline every estimator must beat (``spine_baselines``).
+- ``furrow-path ESL (in-fold)``: the network-free baseline every estimator must beat (``spine_baselines``);
+- ``fine-tuned, 8 point draws averaged``: the fine-tuned network read on 8 random point subsets, lines averaged;
+- ``hybrid``: the furrow path's place with the averaged network line's bends (:mod:`pcdiff.estimator.hybrid`),
+  since the furrow path reads where the line is and the network how it bends.
+
+Each row's ESL also becomes an ISL through the fitted offset model (``spine_baselines``' ISL estimator), whose Cobb
+angle is scored against the clinical one.
 
 Each estimator reads the test subject's scan in the landmark frame (C7-DM), 2048 random points. Measures per
 subject against the drawn ESL (``line_errors``: lateral RMS at equal heights, 3D point-to-curve RMS, mm) and the
@@ -30,9 +36,19 @@ from typing import Any
 import numpy as np
 
 from benchmarks.reporting import DEFAULT_PCDARE, command_line, finished_run, hardware_info, load_line, markdown_table, publish
-from benchmarks.spine_baselines import fold_split, furrow_lines, select_setting
+from benchmarks.spine_baselines import fold_split, furrow_lines, select_setting, trunk_widths
 
-ROWS = ("phantom-pretrained, zero-shot", "phantom-pretrained + fine-tuned", "real only, same steps", "furrow-path ESL (in-fold)")
+ROWS = (
+    "phantom-pretrained, zero-shot",
+    "phantom-pretrained + fine-tuned",
+    "fine-tuned, 8 point draws averaged",
+    "real only, same steps",
+    "furrow-path ESL (in-fold)",
+    "hybrid: furrow-path place + fine-tuned bends (mean kept)",
+    "hybrid: furrow-path place and lean + fine-tuned bends (trend kept)",
+)
+#: Point draws averaged by the test-time-augmentation row (and the hybrids' shape line).
+TTA_DRAWS = 8
 
 
 def landmarks_of(scan: Any) -> np.ndarray:
@@ -67,13 +83,17 @@ def evaluate(args: argparse.Namespace) -> list[dict[str, Any]]:
     from pcdiff.data.pcdare import read_pcdare
     from pcdiff.estimator.checkpoints import load_estimator
     from pcdiff.estimator.eval_metric import estimate_lines
+    from pcdiff.estimator.hybrid import hybrid_line
+    from pcdiff.estimator.isl_offset import fit_isl_offset
     from pcdiff.estimator.metrics import line_errors
     from pcdiff.estimator.module import SpineEstimator
+    from pcdiff.geometry.cobb import cobb_angle
     from pcdiff.geometry.polyline import orient_top_down, resample_polyline
 
     scans = list(read_pcdare(args.data))
     fold_of = fold_split(len(scans), args.folds)
     furrow, furrow_err = furrow_lines(scans)
+    widths = trunk_widths(scans)
     zero_shot = load_estimator(args.init)
     if zero_shot.hparams.input_frame != "landmarks" or zero_shot.hparams.line != "esl":
         raise SystemExit(f"--init {args.init}: needs an ESL estimator in the landmark frame (data.normalize=landmarks), got "
@@ -81,6 +101,7 @@ def evaluate(args: argparse.Namespace) -> list[dict[str, Any]]:
     out = []
     with tempfile.TemporaryDirectory() as cache:  # the preprocessed scans, shared by every fine-tune of the run
         for f in range(args.folds):
+            train = [s for s, g in zip(scans, fold_of) if g != f]
             test = [s for s, g in zip(scans, fold_of) if g == f]
             names = [s.name for s in test]
             start = time.perf_counter()
@@ -90,16 +111,27 @@ def evaluate(args: argparse.Namespace) -> list[dict[str, Any]]:
                                    line="esl", input_frame="landmarks")  # fmt: skip
             scratch = train_on(fresh, args.data, names, args.steps, args.lr, args.batch_size, args.seed, cache)
             choice = select_setting(furrow_err, fold_of != f)
+            offset_model = fit_isl_offset([s.esl for s in train], [s.isl for s in train], [s.points for s in train],
+                                          [widths[s.name] for s in train])  # fmt: skip
             for scan in test:
                 true = resample_polyline(orient_top_down(scan.esl.astype(np.float64)), 64)
-                lines = {row: estimate_lines(model, [scan.points], None, num_points=2048, seed=args.seed,
-                                             landmarks=[landmarks_of(scan)])[0]
-                         for row, model in zip(ROWS[:3], (zero_shot, tuned, scratch))}  # fmt: skip
-                lines[ROWS[3]] = furrow[scan.name][choice][0]
+                true_isl = resample_polyline(orient_top_down(scan.isl.astype(np.float64)), 64)
+
+                def read(model: Any, seed: int) -> np.ndarray:
+                    return estimate_lines(model, [scan.points], None, num_points=2048, seed=seed, landmarks=[landmarks_of(scan)])[0]
+
+                averaged = np.mean([read(tuned, args.seed + d) for d in range(TTA_DRAWS)], axis=0)
+                path = furrow[scan.name][choice][0]
+                lines = dict(zip(ROWS, (read(zero_shot, args.seed), read(tuned, args.seed), averaged, read(scratch, args.seed),
+                                        path, hybrid_line(path, averaged, "mean"), hybrid_line(path, averaged, "trend"))))
                 for row, line in lines.items():
                     e = line_errors(line, true)[0]
+                    isl = offset_model.predict(line, scan.points, widths[scan.name])
+                    cobb = cobb_angle(isl)
                     out.append({"row": row, "subject": scan.name, "fold": f, "esl_lateral_rms_mm": e["lateral_rms_mm"],
                                 "esl_rms_mm": e["rms_mm"], "esl_cobb_err_deg": e["cobb_abs_err_deg"],
+                                "isl_rms_mm": line_errors(isl, true_isl)[0]["rms_mm"], "cobb_deg": cobb,
+                                "cobb_clinical_deg": scan.meta["cobb"], "cobb_abs_err_deg": abs(cobb - scan.meta["cobb"]),
                                 "finetune_s": tuned_s if row == ROWS[1] else None})  # fmt: skip
             logging.getLogger("estimator_finetune").info("fold %d done (fine-tune %.0f s)", f, tuned_s)
     return out
@@ -111,7 +143,7 @@ def summarise(per_subject: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in ROWS:
         recs = [r for r in per_subject if r["row"] == row]
         out: dict[str, Any] = {"row": row, "n": len(recs)}
-        for key in ("esl_lateral_rms_mm", "esl_rms_mm", "esl_cobb_err_deg"):
+        for key in ("esl_lateral_rms_mm", "esl_rms_mm", "esl_cobb_err_deg", "isl_rms_mm", "cobb_abs_err_deg"):
             vals = np.array([r[key] for r in recs])
             out[key] = float(vals.mean())
             out[key + "_text"] = f"{vals.mean():.1f} ± {vals.std(ddof=1):.1f}"
@@ -142,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     record = finished_run(info, wall)
     columns = [("row", "ESL estimator", ""), ("esl_lateral_rms_mm_text", "ESL lateral RMS [mm]", ""),
                ("esl_rms_mm_text", "ESL 3D RMS [mm]", ""), ("esl_cobb_err_deg_text", "ESL Cobb error [deg]", ""),
+               ("isl_rms_mm_text", "ISL RMS, + fitted offset [mm]", ""),
+               ("cobb_abs_err_deg_text", "Cobb MAE vs clinical, on that ISL [deg]", ""),
                ("finetune_s", "fine-tune per fold [s]", ".0f")]  # fmt: skip
     md = "\n".join([
         f"# Phantom-pretrained network ESL estimator fine-tuned on real backs vs the furrow path (PCdare, {args.folds} folds)",
@@ -150,7 +184,13 @@ def main(argv: list[str] | None = None) -> int:
         f" {args.batch_size} at 2048 points, lr {args.lr} (cosine), on each fold's training subjects; the real-only row"
         " trains the same network from random weights with the same settings. Landmark frame (C7-DM) for every network"
         " row; the furrow path reads between the landmark heights with its setting chosen on the training subjects."
-        " ESL Cobb error: against the true ESL's Cobb angle (not the clinical one, which is the ISL's).",
+        " ESL Cobb error: against the true ESL's Cobb angle (not the clinical one, which is the ISL's). ISL: each row's"
+        " ESL plus the fitted offset model (pcdiff.estimator.isl_offset, fitted per fold on the training subjects' true"
+        " lines, as in spine_baselines); Cobb MAE: coronal tangent Cobb of that ISL against the clinical primary angle."
+        f" Averaged row: the fine-tuned network's lines from {TTA_DRAWS} random 2048-point draws of the scan, keypoint"
+        " by keypoint (test-time augmentation). Hybrids (pcdiff.estimator.hybrid.hybrid_line): the furrow path's line"
+        " with its lateral bends replaced by the averaged network line's, keeping the furrow path's mean lateral place"
+        " (or its least-squares lean as well).",
         "", load_line(record, ".0f")
     ])
     payload = {**record, "settings": {k: str(v) for k, v in vars(args).items()}, "table": table, "per_subject": per_subject}

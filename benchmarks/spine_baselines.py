@@ -21,6 +21,10 @@ Rows (5 subject-wise folds wherever a training mean is needed; the same fold spl
   plus :class:`~pcdiff.estimator.isl_offset.IslOffsetModel` (mean offset + depth ~ trunk width + lateral
   ~ surface asymmetry, 3 least-squares numbers), fitted on the training subjects' true lines.
 - ``oracle (true ESL + fitted offset)``: the true ESL plus that model.
+- ``Cobb only`` rows estimate the angle without a line: the training subjects' mean clinical angle (the trivial
+  baseline every Cobb figure must beat), and a straight-line fit of the clinical angle on the swing of the back's
+  left-right depth asymmetry along an ESL (:mod:`pcdiff.estimator.cobb_regression`; the surface-topography way of
+  reading the curve from the rotation), beside the furrow-path ESL (in-fold) or the true ESL (oracle).
 
 The column "fitted on training subjects" says what each row fits (the mean offset is 64 x 3 averaged numbers).
 
@@ -48,6 +52,7 @@ import numpy as np
 from pcdiff.data.pcdare import radiograph_shift_mm, read_pcdare
 from pcdiff.data.sample import BackScan
 from pcdiff.geometry.frames import landmark_frame
+from pcdiff.estimator.cobb_regression import asymmetry_swing_mm, fit_asymmetry_cobb
 from pcdiff.estimator.furrow import FurrowParams
 from pcdiff.estimator.geometric import geometric_esl, isl_from_esl, landmark_heights, mean_isl_offset
 from pcdiff.estimator.isl_offset import fit_isl_offset, trunk_width_mm
@@ -72,10 +77,15 @@ ROWS = (
     "oracle (true ESL + fitted offset)",
     "furrow-path ESL (in-fold) + fitted offset, ISL moved onto the scan (diagnostic)",
     "oracle (true ESL + fitted offset), ISL moved onto the scan (diagnostic)",
+    "Cobb only: training subjects' mean angle",
+    "Cobb only: fit on the rotation swing beside the furrow-path ESL (in-fold)",
+    "Cobb only: fit on the rotation swing beside the true ESL (oracle)",
 )
 #: Rows scored against the ISL moved by the radiograph's registration shift (and fitted on training ISLs moved so):
 #: diagnostics that use the radiograph's own skin line, which no estimator has (see ``radiograph_shift_mm``).
-MOVED_ISL_ROWS = ROWS[-2:]
+MOVED_ISL_ROWS = ROWS[-5:-3]
+#: Rows that estimate the Cobb angle alone (no line): a constant, and :mod:`pcdiff.estimator.cobb_regression`.
+COBB_ONLY_ROWS = ROWS[-3:]
 #: What each row fits on the training subjects.
 FITTED = {
     "mean line": "mean ESL and ISL, 64 x 3 each",
@@ -90,6 +100,9 @@ FITTED = {
     "oracle (true ESL + fitted offset)": "mean offset, 64 x 3, + 3",
     MOVED_ISL_ROWS[0]: "1 of 24 settings; mean offset, 64 x 3, + 3 (on moved ISLs)",
     MOVED_ISL_ROWS[1]: "mean offset, 64 x 3, + 3 (on moved ISLs)",
+    COBB_ONLY_ROWS[0]: "1 number",
+    COBB_ONLY_ROWS[1]: "1 of 24 settings; 2 numbers",
+    COBB_ONLY_ROWS[2]: "2 numbers",
 }
 #: Settings of the furrow tracer the in-fold row chooses from; the first is the default (FurrowParams()).
 FURROW_GRID: tuple[FurrowParams, ...] = tuple(
@@ -218,6 +231,28 @@ def evaluate(scans: list[BackScan], folds: int) -> list[dict[str, Any]]:
                 rec["cobb_abs_err_deg"] = abs(rec["cobb_deg"] - scan.meta["cobb"])
                 rec["cobb_from"] = "ISL estimate" if isl is not None else "ESL estimate"
                 out.append(rec)
+        out += cobb_only_records(train, test, f, {s.name: furrow[s.name][choice][0] for s in scans})
+    return out
+
+
+def cobb_only_records(train: list[BackScan], test: list[BackScan], fold: int, furrow_esl: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """The :data:`COBB_ONLY_ROWS` of one fold: the training subjects' mean clinical angle, and the straight-line fit
+    of the clinical angle on the rotation swing (:mod:`pcdiff.estimator.cobb_regression`) read beside each subject's
+    furrow-path ESL (``furrow_esl``: name -> (K, 3) mm, the fold's in-fold setting) or its true ESL, fitted on the
+    training subjects and applied to the test subjects."""
+    clinical = np.array([s.meta["cobb"] for s in train], dtype=np.float64)
+    esl_of = {COBB_ONLY_ROWS[1]: lambda s: furrow_esl[s.name], COBB_ONLY_ROWS[2]: lambda s: _resampled(s.esl)}
+    models = {row: fit_asymmetry_cobb([asymmetry_swing_mm(s.points, esl(s)) for s in train], clinical) for row, esl in esl_of.items()}
+    out = []
+    for scan in test:
+        for row in COBB_ONLY_ROWS:
+            if row == COBB_ONLY_ROWS[0]:
+                cobb, seconds, source = float(clinical.mean()), 0.0, "training mean"
+            else:
+                cobb, seconds = _timed(models[row].predict, scan.points, esl_of[row](scan))
+                source = "rotation swing"
+            out.append({"row": row, "subject": scan.name, "fold": fold, "seconds": seconds, "cobb_clinical_deg": scan.meta["cobb"],
+                        "cobb_deg": cobb, "cobb_abs_err_deg": abs(cobb - scan.meta["cobb"]), "cobb_from": source})  # fmt: skip
     return out
 
 
@@ -305,6 +340,12 @@ def main(argv: list[str] | None = None) -> int:
         " the training subjects only. The fitted offset (pcdiff.estimator.isl_offset) adds to the mean offset a"
         " depth ~ trunk width regression (2 numbers) and a lateral gain on the back's left-right depth asymmetry"
         " 50 mm either side of the ESL (1 number), fitted on the training subjects' true lines.",
+        "",
+        "Cobb-only rows: no line, only the angle. `training subjects' mean angle` predicts every test subject's Cobb as"
+        " the mean clinical angle of the fold's training subjects. The rotation-swing fits (pcdiff.estimator."
+        "cobb_regression) regress the clinical angle, on the training subjects, on the swing (max - min along the"
+        " line) of the left-right depth difference 50 mm either side of the ESL (the furrow-path ESL with the fold's"
+        " setting, or the true ESL), and apply the line to the test subjects.",
         "",
         load_line(record),
     ])

@@ -13,7 +13,7 @@ TINY = dict(width=16, num_centres=(64, 16), radii=(0.1, 0.25), num_neighbours=(1
 
 
 def test_summarise_gives_mean_and_sd_per_row():
-    rows = [{"row": r, "esl_lateral_rms_mm": v, "esl_rms_mm": 2 * v, "esl_cobb_err_deg": 3 * v, "finetune_s": 5.0 if i == 1 else None}
+    rows = [{"row": r, "esl_lateral_rms_mm": v, "esl_rms_mm": 2 * v, "esl_cobb_err_deg": 3 * v, "isl_rms_mm": v, "cobb_abs_err_deg": v, "finetune_s": 5.0 if i == 1 else None}
             for i, r in enumerate(estimator_finetune.ROWS) for v in (1.0, 3.0)]  # fmt: skip
     table = estimator_finetune.summarise(rows)
     assert [t["row"] for t in table] == list(estimator_finetune.ROWS)
@@ -29,7 +29,7 @@ def test_tiny_run_on_pcdare(pcdare_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(estimator_finetune, "publish", lambda stem, payload, md: written.update(payload) or 0)
     assert estimator_finetune.main(["--init", str(init), "--data", str(pcdare_dir), "--folds", "2", "--steps", "2"]) == 0
     assert {r["row"] for r in written["per_subject"]} == set(estimator_finetune.ROWS)
-    assert len(written["per_subject"]) == 4 * 20 and all(np.isfinite(r["esl_rms_mm"]) for r in written["per_subject"])
+    assert len(written["per_subject"]) == len(estimator_finetune.ROWS) * 20 and all(np.isfinite(r["esl_rms_mm"]) for r in written["per_subject"])
     with pytest.raises(SystemExit):  # an ESL-frame estimator cannot read a new patient's scan
         esl_frame = save_estimator(SpineEstimator(line="esl", input_frame="esl", net_kwargs=TINY).eval(), tmp_path / "e", 2048)
         estimator_finetune.main(["--init", str(esl_frame), "--data", str(pcdare_dir), "--folds", "2", "--steps", "1"])
