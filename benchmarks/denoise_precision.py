@@ -80,15 +80,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for name, module in models.items():
             scale = module.hparams.data_scale
             line = test.spine if module.hparams.get("straighten", False) else None
-            x0 = to_model(test.points, scale, line)
+            twist = module.hparams.get("twist_gain", 0.0)
+            x0 = to_model(test.points, scale, line, twist)
             alpha_bar = module.noise_scheduler.alphas_cumprod[step]
             x_t = alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise
             if not rows or rows[-1]["t"] != step:  # the noisy input itself, once per t
-                noisy = to_mm(from_model(x_t, scale, line), test.center, test.scale)
+                noisy = to_mm(from_model(x_t, scale, line, twist), test.center, test.scale)
                 sigma_mm = float((1 - alpha_bar).sqrt() / alpha_bar.sqrt() / scale * test.scale.mean())
                 rows.append({"t": step, "model": "noisy input (no denoising)", "sigma_mm": sigma_mm,
                              **precision(noisy, true_mm)})
-            estimate = from_model(clean_estimate(module, x_t, t, to_model(test.spine, scale)), scale, line)
+            estimate = from_model(clean_estimate(module, x_t, t, to_model(test.spine, scale)), scale, line, twist)
             rows.append({"t": step, "model": name, "sigma_mm": rows[-1]["sigma_mm"],
                          **precision(to_mm(estimate, test.center, test.scale), true_mm)})
     columns = [("t", "t", "d"), ("sigma_mm", "noise (mm)", ".1f"), ("model", "model", ""),

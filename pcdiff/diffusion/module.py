@@ -139,6 +139,10 @@ class PointDiffusion(L.LightningModule):
             every point is moved by minus the conditioning line's (x, z) at its height before noise is
             added, and sampled backs are moved back onto the requested line. The model then learns
             nearly one shape instead of one per curve, and follows the line by construction.
+        twist_gain: with ``straighten``, also take out the trunk's turn beside the curve
+            (:mod:`pcdiff.geometry.frames.twisted`): a depth slope of ``twist_gain`` times the line's deviation from
+            its chord, put back on sampled backs; 0 (default) keeps the straightened frame. Fit it on the training
+            backs with :func:`pcdiff.geometry.frames.fit_twist_gain`.
         lr: AdamW peak learning rate.
         weight_decay: AdamW weight decay.
         betas: AdamW betas.
@@ -176,6 +180,7 @@ class PointDiffusion(L.LightningModule):
         normalize: Normalization = "line",
         fixed_scale: float | None = None,
         straighten: bool = False,
+        twist_gain: float = 0.0,
         lr: float = 2e-4,
         weight_decay: float = 0.0,
         betas: tuple[float, float] = (0.9, 0.999),
@@ -195,6 +200,8 @@ class PointDiffusion(L.LightningModule):
         if data_scale <= 0:
             raise ValueError(f"model.data_scale must be > 0, got {data_scale}")
         check_normalization(normalize, fixed_scale, who="model")
+        if twist_gain != 0.0 and not straighten:
+            raise ValueError(f"model.twist_gain={twist_gain} needs model.straighten=true (the untwisted frame is built on it)")
         if loss_weighting not in ("uniform", "min_snr"):
             raise ValueError(f"model.loss_weighting must be 'uniform' or 'min_snr', got {loss_weighting!r}")
         if snr_gamma <= 0:
@@ -254,6 +261,7 @@ class PointDiffusion(L.LightningModule):
             normalize=hp.normalize,
             fixed_scale=hp.get("fixed_scale"),
             straighten=hp.get("straighten", False),
+            twist_gain=hp.get("twist_gain", 0.0),
             num_inference_steps=hp.num_inference_steps,
             guidance_scale=hp.guidance_scale,
         )
@@ -301,7 +309,8 @@ class PointDiffusion(L.LightningModule):
         seeded by the batch index, so their loss compares across epochs.
         """
         line = batch["spine"] if self.hparams.get("straighten", False) else None  # (B, K, 3) normalised
-        x0 = rearrange(to_model(batch["points"], self.hparams.data_scale, line), "b n c -> b c n")  # (B, 3, N)
+        x0 = rearrange(to_model(batch["points"], self.hparams.data_scale, line, self.hparams.get("twist_gain", 0.0)),
+                       "b n c -> b c n")  # (B, 3, N)
         spine = to_model(batch["spine"], self.hparams.data_scale)  # (B, K, 3)
         batch_size = x0.shape[0]
         num_t = self.noise_scheduler.config.num_train_timesteps

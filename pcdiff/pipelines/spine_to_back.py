@@ -101,6 +101,8 @@ class SpineToBackPipeline(DiffusionPipeline):
         normalize: the data module's normalisation, one of :data:`pcdiff.geometry.frames.INVERTIBLE_FROM_LINE`.
         fixed_scale: the scale in mm of ``normalize="fixed"``.
         straighten: the model works in the spine-straightened frame; samples are moved back onto the line.
+        twist_gain: the model also works in the untwisted frame (:mod:`pcdiff.geometry.frames.twisted`); samples
+            get the line's turn back. 0: not untwisted.
         num_inference_steps: default sampler steps of ``__call__`` (the setting the model was trained and
             benchmarked with; an export records it).
         guidance_scale: default classifier-free guidance weight of ``__call__``.
@@ -119,6 +121,7 @@ class SpineToBackPipeline(DiffusionPipeline):
         normalize: str = "line",
         fixed_scale: float | None = None,
         straighten: bool = False,
+        twist_gain: float = 0.0,
         num_inference_steps: int = 20,
         guidance_scale: float = 1.0,
     ) -> None:
@@ -137,6 +140,7 @@ class SpineToBackPipeline(DiffusionPipeline):
             normalize=normalize,
             fixed_scale=None if fixed_scale is None else float(fixed_scale),
             straighten=bool(straighten),
+            twist_gain=float(twist_gain),
             num_inference_steps=int(num_inference_steps),
             guidance_scale=float(guidance_scale),
         )
@@ -346,7 +350,8 @@ class SpineToBackPipeline(DiffusionPipeline):
             if hasattr(scheduler, "set_begin_index"):
                 scheduler.set_begin_index(start)
             line = spine if self.config.get("straighten", False) else None
-            clean = rearrange(to_model(init.to(spine), self.config.data_scale, line=line), "b n c -> b c n")
+            clean = rearrange(to_model(init.to(spine), self.config.data_scale, line=line, twist_gain=self._twist_gain),
+                              "b n c -> b c n")  # fmt: skip
             x = scheduler.add_noise(clean.to(device=device, dtype=torch.float32), x, timesteps[:1].repeat(batch))
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
         for i, t in enumerate(self.progress_bar(timesteps)):
@@ -363,7 +368,12 @@ class SpineToBackPipeline(DiffusionPipeline):
             if callback is not None:
                 callback(i, t, rearrange(x, "b c n -> b n c"))
         line = spine if self.config.get("straighten", False) else None
-        return from_model(rearrange(x, "b c n -> b n c"), self.config.data_scale, line=line)
+        return from_model(rearrange(x, "b c n -> b n c"), self.config.data_scale, line=line, twist_gain=self._twist_gain)
+
+    @property
+    def _twist_gain(self) -> float:
+        """The untwisted frame's gain (0 for pipelines saved before it existed, or straightened-only ones)."""
+        return float(self.config.get("twist_gain", 0.0))
 
     @torch.no_grad()
     def __call__(

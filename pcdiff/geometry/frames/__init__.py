@@ -6,6 +6,8 @@
   :func:`from_model`).
 - :mod:`~pcdiff.geometry.frames.straightened`: each point's offset from the spinal line at its own height
   (:func:`straighten`, :func:`unstraighten`, :func:`line_at_height`).
+- :mod:`~pcdiff.geometry.frames.twisted`: the straightened frame with the trunk's turn beside the curve taken out
+  (:func:`untwist`, :func:`retwist`, :func:`fit_twist_gain`).
 """
 
 from pcdiff.geometry.frames.normalisation import (
@@ -24,6 +26,7 @@ from pcdiff.geometry.frames.normalisation import (
     to_normalised,
 )
 from pcdiff.geometry.frames.straightened import line_at_height, straighten, unstraighten
+from pcdiff.geometry.frames.twisted import fit_twist_gain, retwist, untwist
 
 __all__ = [
     "INVERTIBLE_FROM_LINE",
@@ -31,15 +34,18 @@ __all__ = [
     "NORMALIZATIONS",
     "Normalization",
     "check_normalization",
+    "fit_twist_gain",
     "frame_name",
     "frame_of",
     "from_model",
     "landmark_frame",
     "line_at_height",
     "line_frame",
+    "retwist",
     "straighten",
     "to_mm",
     "to_model",
     "to_normalised",
     "unstraighten",
+    "untwist",
 ]

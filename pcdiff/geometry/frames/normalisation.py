@@ -7,8 +7,8 @@ Coordinate spaces (millimetres as in README "Coordinates and units"):
                 :func:`frame_of` (:func:`to_normalised`, :func:`to_mm`). The data module's samples, the
                 spine estimator and ``SpineToBackPipeline.sample_normalized`` work in it.
     model       ``normalised * data_scale``, straightened first by the conditioning keypoints when the
-                generator works in the straightened frame (:func:`to_model`, :func:`from_model`): what
-                the denoiser sees and the noise is added to.
+                generator works in the straightened frame, and untwisted when it also works in the untwisted
+                one (:func:`to_model`, :func:`from_model`): what the denoiser sees and the noise is added to.
 
 Normalisations (``data.normalize``, recorded with a model's weights), :data:`NORMALIZATIONS`:
 
@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from pcdiff.geometry.frames.straightened import straighten, unstraighten
+from pcdiff.geometry.frames.twisted import retwist, untwist
 
 Normalization = Literal["line", "landmarks", "fixed", "center", "none"]
 #: Every normalisation, by name (the values of :data:`Normalization`).
@@ -209,35 +210,43 @@ def to_mm(points: Array, center: Array | float, scale: Array | float) -> Array:
     return points * scale + center
 
 
-def to_model(points: torch.Tensor, data_scale: float, line: torch.Tensor | None = None) -> torch.Tensor:
-    """Normalised -> model space: straightened by ``line`` when one is given, then times ``data_scale``.
+def to_model(points: torch.Tensor, data_scale: float, line: torch.Tensor | None = None, twist_gain: float = 0.0) -> torch.Tensor:
+    """Normalised -> model space: straightened by ``line`` when one is given (and untwisted by ``twist_gain``),
+    then times ``data_scale``.
 
     Args:
         points: (B, N, 3) normalised points (or (B, K, 3) keypoints, mapped with ``line=None``).
         data_scale: model units per normalised unit.
         line: (B, K, 3) normalised keypoints, top to bottom, to straighten by
             (:func:`~pcdiff.geometry.frames.straighten`); None: not straightened.
+        twist_gain: the turn beside the line's curve taken out after straightening
+            (:func:`~pcdiff.geometry.frames.twisted.untwist`); 0: none. Needs ``line``.
 
     Returns:
         (B, N, 3) model-space points.
     """
     if line is not None:
-        points = straighten(points, line.to(points))
+        points = untwist(straighten(points, line.to(points)), line, twist_gain)
+    elif twist_gain != 0.0:
+        raise ValueError("to_model: twist_gain needs the line (the untwisted frame is built on the straightened one)")
     return points * data_scale
 
 
-def from_model(points: torch.Tensor, data_scale: float, line: torch.Tensor | None = None) -> torch.Tensor:
-    """Model space -> normalised; inverse of :func:`to_model` for the same ``data_scale`` and ``line``.
+def from_model(points: torch.Tensor, data_scale: float, line: torch.Tensor | None = None, twist_gain: float = 0.0) -> torch.Tensor:
+    """Model space -> normalised; inverse of :func:`to_model` for the same ``data_scale``, ``line`` and ``twist_gain``.
 
     Args:
         points: (B, N, 3) model-space points.
         data_scale: model units per normalised unit.
         line: (B, K, 3) the normalised keypoints :func:`to_model` straightened by, or None.
+        twist_gain: the gain :func:`to_model` untwisted by (0: none).
 
     Returns:
         (B, N, 3) normalised points.
     """
     points = points / data_scale
     if line is not None:
-        points = unstraighten(points, line.to(points))
+        points = unstraighten(retwist(points, line.to(points), twist_gain), line.to(points))
+    elif twist_gain != 0.0:
+        raise ValueError("from_model: twist_gain needs the line (the untwisted frame is built on the straightened one)")
     return points
