@@ -245,10 +245,11 @@ def kept_or_trained(run_dir: Path, recipe: dict[str, Any], train: Any) -> tuple[
 
 def untrained_start(train_config: Path, init: Path, s: Settings, line: str) -> Any:
     """``--train-steps 0``: the model of ``train_config`` with the weights of ``init``, as ``pcdiff.train`` builds it."""
-    from pcdiff.diffusion.module import PointDiffusion
+    from pcdiff.diffusion.module import PointDiffusion, initial_frame
 
     model = read_train_config(train_config)["model"]
-    model.update(init_from=str(init), num_points=s.train_points, num_keypoints=s.num_keypoints, line=line, normalize="line")
+    model.update(init_from=str(init), num_points=s.train_points, num_keypoints=s.num_keypoints, line=line, normalize="line",
+                 **initial_frame(init))
     return PointDiffusion(**model).eval()
 
 
@@ -256,7 +257,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args, s = parse_args(argv)
     started, hardware = start_run()
     from pcdiff.data.pcdare import read_pcdare
-    from pcdiff.diffusion.module import PointDiffusion
+    from pcdiff.diffusion.module import PointDiffusion, initial_frame
 
     scans = read_pcdare(args.src, skip_invalid=True)
     if len(scans) < s.folds:
@@ -305,7 +306,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             configs = [args.train_config]
             if init is not None:
                 configs.append(FINETUNE_CONFIG)
-                fold["model"].update(init_from=str(init), lr=s.finetune_lr, warmup_steps=s.finetune_warmup)
+                # fine-tuned in the frame the start weights were trained in (straightened / untwisted)
+                fold["model"].update(init_from=str(init), lr=s.finetune_lr, warmup_steps=s.finetune_warmup, **initial_frame(init))
             recipe = {"configs": [str(c) for c in configs], "settings": fold}
             checkpoint, train_s = kept_or_trained(run_root / f"fold{f}", recipe,
                                                   lambda: train_with_cli(configs, fold, run_root / f"fold{f}"))

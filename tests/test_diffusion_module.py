@@ -173,3 +173,27 @@ def test_load_widened_switches_on_spine_relative_features_without_changing_the_f
     wider = build_denoiser("pvcnn", **{**TINY_DENOISERS["pvcnn"], "width": TINY_DENOISERS["pvcnn"]["width"] * 2})
     with pytest.raises(RuntimeError, match="not a widening"):
         load_widened(wider, old.state_dict())
+
+
+def test_initial_frame_is_read_from_folders_and_a_fine_tune_in_another_frame_warns(tmp_path, caplog):
+    """``initial_frame`` reads the frame a pipeline folder was trained in (0 twist for folders from before the
+    untwisted frame); starting a model in another frame from it logs a warning, the same frame does not."""
+    import json
+    import logging
+
+    from pcdiff.diffusion.module import initial_frame
+
+    twisted = tiny_module("pvcnn", straighten=True, twist_gain=1.5)
+    twisted.to_pipeline().save_pretrained(tmp_path / "pipe")
+    assert initial_frame(tmp_path / "pipe") == {"straighten": True, "twist_gain": 1.5}
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "model_index.json").write_text(json.dumps({"straighten": True}))
+    assert initial_frame(old) == {"straighten": True, "twist_gain": 0.0}
+    with caplog.at_level(logging.WARNING, logger="pcdiff.diffusion.module"):
+        tiny_module("pvcnn", straighten=True, twist_gain=1.5, init_from=str(tmp_path / "pipe"))
+        assert "another frame" not in caplog.text
+        tiny_module("pvcnn", straighten=True, init_from=str(tmp_path / "pipe"))
+        assert "another frame" in caplog.text
+    with pytest.raises(ValueError, match="straighten"):
+        tiny_module("pvcnn", twist_gain=1.0)

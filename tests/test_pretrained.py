@@ -69,3 +69,15 @@ def test_init_from_the_shipped_folder_fine_tunes_through_the_cli(tmp_path):
     assert shipped.keys() == tuned.keys()
     for key, value in shipped.items():  # one step at lr 1e-12 leaves the loaded weights in place
         torch.testing.assert_close(tuned[key], value, atol=1e-6, rtol=0)
+
+
+def test_finetune_config_fine_tunes_in_the_shipped_weights_frame():
+    """configs/finetune.yaml (on configs/phantom_pretrain.yaml) trains in the frame the shipped folder was trained in:
+    a fine-tune in another frame would start from weights that place the back elsewhere."""
+    from pcdiff.diffusion.module import initial_frame
+
+    base = yaml.safe_load((ROOT / "configs" / "phantom_pretrain.yaml").read_text())["model"]
+    tune = yaml.safe_load((ROOT / "configs" / "finetune.yaml").read_text())["model"]
+    frame = {"straighten": tune.get("straighten", base.get("straighten", False)),
+             "twist_gain": tune.get("twist_gain", base.get("twist_gain", 0.0))}
+    assert initial_frame(SHIPPED) == frame

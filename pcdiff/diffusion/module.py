@@ -15,6 +15,8 @@ map back to millimetres.
 
 from __future__ import annotations
 
+import json
+
 import logging
 import math
 from pathlib import Path
@@ -68,6 +70,21 @@ def initial_denoiser_weights(path: str | Path) -> dict[str, torch.Tensor]:
         if weights:
             return weights
     raise ValueError(f"model.init_from={str(path)!r}: checkpoint holds no denoiser weights")
+
+
+def initial_frame(path: str | Path) -> dict[str, Any]:
+    """The frame the weights at ``path`` were trained in: ``{"straighten": bool, "twist_gain": float}``, from a
+    ``PointDiffusion`` checkpoint's hyperparameters or a pipeline folder's ``model_index.json`` (models from before
+    the untwisted frame read ``twist_gain`` 0). Fine-tuning in another frame starts from weights that place the back
+    elsewhere; :class:`PointDiffusion` warns when it does."""
+    path = Path(path)
+    if path.is_dir():
+        settings = json.loads((path / "model_index.json").read_text())
+    else:
+        from pcdiff.utils.checkpoints import read_checkpoint
+
+        settings = read_checkpoint(path)["hyper_parameters"]
+    return {"straighten": bool(settings.get("straighten", False)), "twist_gain": float(settings.get("twist_gain", 0.0))}
 
 
 def load_widened(denoiser: torch.nn.Module, weights: dict[str, torch.Tensor]) -> list[str]:
@@ -222,6 +239,11 @@ class PointDiffusion(L.LightningModule):
         self.denoiser = build_denoiser(denoiser, **(denoiser_kwargs or {}))
         if init_from is not None:
             widened = load_widened(self.denoiser, initial_denoiser_weights(init_from))
+            frame = initial_frame(init_from)
+            if frame != {"straighten": bool(straighten), "twist_gain": float(twist_gain)}:
+                log.warning("init_from %s was trained with %s; this model uses straighten=%s, twist_gain=%s: the start "
+                            "weights place the back in another frame (set them to fine-tune in the same one)",
+                            init_from, frame, straighten, twist_gain)  # fmt: skip
             if widened:
                 log.info("init_from: new input features start at zero weight in %s", ", ".join(widened))
         self.ema = make_ema(self.denoiser, ema_decay) if ema_decay else None
