@@ -184,6 +184,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
                         help="keep each fold's fine-tuned model in DIR/fold<f>/ and reuse the ones already there (same "
                              "held-out subjects and settings), e.g. to score other --phantom-start strengths without "
                              "training again (default: a temporary folder, deleted)")
+    parser.add_argument("--twist-gain-fit", action="store_true",
+                        help="fine-tune each fold in the untwisted frame with the gain fitted on its training subjects "
+                             "(pcdiff.geometry.frames.fit_twist_gain) instead of the start weights' own gain")
     parser.add_argument("--out-stem", default="real_conditioning")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     for f in dataclasses.fields(Settings):
@@ -202,6 +205,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
     for option in ("phantom_start", "respine_start"):
         if any(not 0.0 < v <= 1.0 for v in getattr(args, option)):
             parser.error(f"--{option.replace('_', '-')}: strengths must lie in (0, 1], got {getattr(args, option)}")
+    if args.twist_gain_fit and settings.train_steps == 0:
+        parser.error("--twist-gain-fit sets the frame of each fold's fine-tune; with --train-steps 0 there is none")
     if args.init is None and settings.pretrain_steps == 0 and settings.train_steps == 0:
         parser.error("--init none with --pretrain-steps 0 and --train-steps 0 leaves an untrained model")
     return args, settings
@@ -241,6 +246,16 @@ def kept_or_trained(run_dir: Path, recipe: dict[str, Any], train: Any) -> tuple[
     checkpoint, train_s = train()
     record.write_text(json.dumps({"recipe": recipe, "train_s": train_s}, indent=1))
     return checkpoint, train_s
+
+
+def fold_twist_gain(train_scans: list[Any]) -> float:
+    """The untwisted frame's gain fitted on a fold's training subjects (:func:`pcdiff.geometry.frames.fit_twist_gain`
+    in each scan's ESL "line" frame, as :mod:`benchmarks.twist_gain` reads it), never on the held-out ones."""
+    from benchmarks.twist_gain import DISTANCE, RADIUS, normalised
+    from pcdiff.geometry.frames import fit_twist_gain
+
+    backs, lines = zip(*(normalised(scan) for scan in train_scans))
+    return fit_twist_gain(list(backs), list(lines), DISTANCE, RADIUS)
 
 
 def untrained_start(train_config: Path, init: Path, s: Settings, line: str) -> Any:
@@ -306,8 +321,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             configs = [args.train_config]
             if init is not None:
                 configs.append(FINETUNE_CONFIG)
-                # fine-tuned in the frame the start weights were trained in (straightened / untwisted)
+                # fine-tuned in the frame the start weights were trained in (straightened / untwisted), or with the
+                # untwisting gain of this fold's training subjects
                 fold["model"].update(init_from=str(init), lr=s.finetune_lr, warmup_steps=s.finetune_warmup, **initial_frame(init))
+            if args.twist_gain_fit:
+                twist_gain = fold_twist_gain([scan for scan in scans if scan.name not in held_out])
+                fold["model"].update(straighten=True, twist_gain=twist_gain)
             recipe = {"configs": [str(c) for c in configs], "settings": fold}
             checkpoint, train_s = kept_or_trained(run_root / f"fold{f}", recipe,
                                                   lambda: train_with_cli(configs, fold, run_root / f"fold{f}"))
@@ -364,7 +383,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for who, b in extra_backs.items():
             pooled[who].append(b)
         fold_times.append({"fold": f, "held_out": held_out, "train_s": train_s, "sample_s_per_back": sample_s / len(spines),
-                           **({"turn_gain": turn_gain} if args.respine_start else {})})
+                           **({"turn_gain": turn_gain} if args.respine_start else {}),
+                           **({"twist_gain": twist_gain} if args.twist_gain_fit else {})})
         plot_items.append((real, backs[:q], retrieved, esl_mm))
         log.info("fold %d: held out %s; trained %.0f s; gen CD %.1f mm vs retrieval %.1f mm", f, held_out, train_s,
                  np.mean([r["gen_chamfer_mm"] for r in per_subject if r["fold"] == f]),
@@ -545,6 +565,8 @@ def render_markdown(p: dict[str, Any]) -> str:
         "",
         markdown_table(rows, COLUMNS),
         "",
+        *([f"Untwisted frame's gain, fitted on each fold's training subjects (--twist-gain-fit): "
+           + ", ".join(f"{f['twist_gain']:.2f}" for f in p["folds"]) + ".", ""] if "twist_gain" in p["folds"][0] else []),
         *([f"Turn gain of the moved backs, fitted on each fold's training subjects: "
            + ", ".join(f"{f['turn_gain']:.2f}" for f in p["folds"]) + ".", ""] if "turn_gain" in p["folds"][0] else []),
         f"Generator better than retrieval, per subject: " + ", ".join(f"{k} {v}/{summ['subjects']}" for k, v in wins.items()) + ".",
