@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.reporting import DEFAULT_PCDARE, command_line, finished_run, hardware_info, load_line, markdown_table, publish
-from benchmarks.spine_baselines import fold_split, furrow_lines, select_setting, trunk_widths
+from benchmarks.spine_baselines import fold_split, furrow_lines, landmarks_of, resampled, select_setting, trunk_widths
 
 ROWS = (
     "phantom-pretrained, zero-shot",
@@ -49,11 +49,6 @@ ROWS = (
 )
 #: Point draws averaged by the test-time-augmentation row (and the hybrids' shape line).
 TTA_DRAWS = 8
-
-
-def landmarks_of(scan: Any) -> np.ndarray:
-    """(4, 3) C7, DL, DR, DM in mm, the order of the landmark frame."""
-    return np.stack([scan.landmarks[k] for k in ("C7", "DL", "DR", "DM")]).astype(np.float64)
 
 
 def train_on(model: Any, data: Path, test_names: list[str], steps: int, lr: float, batch_size: int, seed: int,
@@ -88,7 +83,6 @@ def evaluate(args: argparse.Namespace) -> list[dict[str, Any]]:
     from pcdiff.estimator.metrics import line_errors
     from pcdiff.estimator.module import SpineEstimator
     from pcdiff.geometry.cobb import cobb_angle
-    from pcdiff.geometry.polyline import orient_top_down, resample_polyline
 
     scans = list(read_pcdare(args.data))
     fold_of = fold_split(len(scans), args.folds)
@@ -114,8 +108,7 @@ def evaluate(args: argparse.Namespace) -> list[dict[str, Any]]:
             offset_model = fit_isl_offset([s.esl for s in train], [s.isl for s in train], [s.points for s in train],
                                           [widths[s.name] for s in train])  # fmt: skip
             for scan in test:
-                true = resample_polyline(orient_top_down(scan.esl.astype(np.float64)), 64)
-                true_isl = resample_polyline(orient_top_down(scan.isl.astype(np.float64)), 64)
+                true, true_isl = resampled(scan.esl), resampled(scan.isl)
 
                 def read(model: Any, seed: int) -> np.ndarray:
                     return estimate_lines(model, [scan.points], None, num_points=2048, seed=seed, landmarks=[landmarks_of(scan)])[0]

@@ -56,7 +56,7 @@ from scipy.spatial import cKDTree
 from scipy.stats import wilcoxon
 
 from benchmarks.reporting import ROOT, command_line, hardware_info, load_line, markdown_table, publish
-from benchmarks.spine_baselines import (NUM_KEYPOINTS, _resampled, fold_split, furrow_lines, run_record, select_setting,
+from benchmarks.spine_baselines import (NUM_KEYPOINTS, resampled, fold_split, furrow_lines, run_record, select_setting,
                                         trunk_widths)
 from pcdiff.data.pcdare import read_pcdare
 from pcdiff.data.phantom.generator import generate_phantom
@@ -316,7 +316,7 @@ def evaluate(
                     scan = scans[k]
                     for kind, esl in (("furrow", furrow[scan.name][choice][0]), ("true", scan.esl)):
                         isl = model.predict(esl, scan.points, widths[scan.name])
-                        e = line_errors(isl, _resampled(scan.isl))[0]
+                        e = line_errors(isl, resampled(scan.isl))[0]
                         cobb = cobb_angle(isl)
                         records.append({"row": row.name, "draw": d, "fold": f, "subject": scan.name, "esl": kind,
                                         "cobb_clinical_deg": float(scan.meta["cobb"]),
@@ -491,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         shared = sorted(ours & {int(s) for s in diffusion.seeds})
         notes.append(f"phantom seeds of this benchmark shared with the diffusion backs' seeds: {len(shared)}"
                      + (f" (e.g. {shared[:5]}: the same phantom spine in both sets)" if shared else ""))
-    real_cover = float(np.mean([asymmetry_coverage(s.points, _resampled(s.esl)) for s in scans]))
+    real_cover = float(np.mean([asymmetry_coverage(s.points, resampled(s.esl)) for s in scans]))
     coverage = {"real": real_cover, **{k: float(np.mean([x.coverage for x in v])) for k, v in synthetic.items()}}
     per_fold = {"donors": "phantoms", "donors_large": "phantoms_large"} if args.donors else {}
     records, fits = evaluate(scans, args.folds, synthetic, per_fold=per_fold)

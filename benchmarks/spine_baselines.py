@@ -114,12 +114,13 @@ FURROW_GRID: tuple[FurrowParams, ...] = tuple(
 )
 
 
-def _landmarks(scan: BackScan) -> np.ndarray:
+def landmarks_of(scan: BackScan) -> np.ndarray:
     """(4, 3) C7, DL, DR, DM in mm, the order :func:`landmark_frame` expects."""
     return np.stack([scan.landmarks[k] for k in ("C7", "DL", "DR", "DM")]).astype(np.float64)
 
 
-def _resampled(line: np.ndarray) -> np.ndarray:
+def resampled(line: np.ndarray) -> np.ndarray:
+    """``line`` (L, 3) mm, either direction, as the (64, 3) float64 keypoints every line here is scored at (top -> bottom)."""
     return resample_polyline(orient_top_down(line), NUM_KEYPOINTS).astype(np.float64)
 
 
@@ -127,8 +128,8 @@ def mean_line(train: list[BackScan], which: str) -> np.ndarray:
     """Mean training line (K, 3) in the landmark frame (normalised units)."""
     normed = []
     for scan in train:
-        center, scale = landmark_frame(_landmarks(scan))
-        normed.append((_resampled(scan.line(which)) - center) / scale)
+        center, scale = landmark_frame(landmarks_of(scan))
+        normed.append((resampled(scan.line(which)) - center) / scale)
     return np.mean(np.stack(normed), axis=0)
 
 
@@ -166,7 +167,7 @@ def furrow_lines(scans: list[BackScan]) -> tuple[dict[str, list[tuple[np.ndarray
         setting on each back (against its true ESL; give :func:`select_setting` the training rows only).
     """
     furrow = {scan.name: [_timed(geometric_esl, scan, method="path", furrow=p) for p in FURROW_GRID] for scan in scans}
-    errors = np.array([[line_errors(line, _resampled(scan.esl))[0]["lateral_rms_mm"] for line, _ in furrow[scan.name]]
+    errors = np.array([[line_errors(line, resampled(scan.esl))[0]["lateral_rms_mm"] for line, _ in furrow[scan.name]]
                        for scan in scans])  # (S, C)
     return furrow, errors
 
@@ -194,7 +195,7 @@ def evaluate(scans: list[BackScan], folds: int) -> list[dict[str, Any]]:
                                              [widths[s.name] for s in train], NUM_KEYPOINTS)
                               for isl in (lambda s: s.isl, lambda s: moved_isl[s.name]))
         for scan in test:
-            center, scale = landmark_frame(_landmarks(scan))
+            center, scale = landmark_frame(landmarks_of(scan))
             geo, geo_s = geometric[scan.name]
             geo_isl, offset_s = _timed(isl_from_esl, geo, offset)
             path_default, path_default_s = furrow[scan.name][0]
@@ -220,10 +221,10 @@ def evaluate(scans: list[BackScan], folds: int) -> list[dict[str, Any]]:
                 if "in-fold" in row:  # the chosen setting, every field (a new FurrowParams field is recorded too)
                     rec["furrow_setting"] = dataclasses.asdict(FURROW_GRID[choice])
                 if esl is not None:
-                    e = line_errors(esl, _resampled(scan.esl))[0]
+                    e = line_errors(esl, resampled(scan.esl))[0]
                     rec.update(esl_lateral_rms_mm=e["lateral_rms_mm"], esl_rms_mm=e["rms_mm"])
                 if isl is not None and row != "true ISL (reference)":
-                    e = line_errors(isl, _resampled(moved_isl[scan.name] if row in MOVED_ISL_ROWS else scan.isl))[0]
+                    e = line_errors(isl, resampled(moved_isl[scan.name] if row in MOVED_ISL_ROWS else scan.isl))[0]
                     rec.update(isl_rms_mm=e["rms_mm"], isl_lateral_rms_mm=e["lateral_rms_mm"],
                                isl_lateral_shape_rms_mm=e["lateral_shape_rms_mm"])
                 measured = isl if isl is not None else esl
@@ -241,7 +242,7 @@ def cobb_only_records(train: list[BackScan], test: list[BackScan], fold: int, fu
     furrow-path ESL (``furrow_esl``: name -> (K, 3) mm, the fold's in-fold setting) or its true ESL, fitted on the
     training subjects and applied to the test subjects."""
     clinical = np.array([s.meta["cobb"] for s in train], dtype=np.float64)
-    esl_of = {COBB_ONLY_ROWS[1]: lambda s: furrow_esl[s.name], COBB_ONLY_ROWS[2]: lambda s: _resampled(s.esl)}
+    esl_of = {COBB_ONLY_ROWS[1]: lambda s: furrow_esl[s.name], COBB_ONLY_ROWS[2]: lambda s: resampled(s.esl)}
     models = {row: fit_asymmetry_cobb([asymmetry_swing_mm(s.points, esl(s)) for s in train], clinical) for row, esl in esl_of.items()}
     out = []
     for scan in test:
