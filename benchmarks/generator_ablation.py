@@ -388,6 +388,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         *([("1-NNA-EMD", "1-NNA-EMD %", ".1f"), ("COV-EMD", "COV-EMD %", ".1f")] if args.emd else []),
         ("paired_cd_mm", "paired CD (mm)", ".1f"),
         ("lateral_mm", "midline lateral (mm)", ".1f"), ("esl_to_surface_mm", "ESL to surface (mm)", ".1f"),
+        ("esl_to_plane_mm", "ESL to local plane (mm)", ".1f"),
         ("asym_corr", "rotation: asym. corr.", ".2f"), ("asym_amplitude_ratio", "rotation: asym. amplitude", ".2f"),
         *([("seed1_1-NNA-CD", "seed 1: 1-NNA-CD %", ".1f"), ("seed1_asym_corr", "seed 1: asym. corr.", ".2f"),
            ("asym_corr_between_seeds", "asym. corr. seed 0 vs 1", ".2f")] if args.second_seed else []),

@@ -53,6 +53,8 @@ def spine_scores(backs_mm: torch.Tensor, lines_mm: Sequence[np.ndarray]) -> dict
     Returns:
         ``lateral_mm`` (B,): mean lateral deviation between the ESL and the back's own midline (mm);
         ``esl_to_surface_mm`` (B,): mean distance from the ESL to the nearest back point (mm).
+        ``esl_to_plane_mm`` (B,): mean distance from the ESL to the back's local plane (mm; no point-spacing floor,
+        :func:`pcdiff.metrics.spine.esl_surface_distance`).
         A back on which the metric cannot be measured (no slice with enough points, no overlap in
         height with its line: a failed sample) gets NaN; callers count those and say so.
     """
@@ -64,15 +66,15 @@ def spine_scores(backs_mm: torch.Tensor, lines_mm: Sequence[np.ndarray]) -> dict
         raise ValueError(f"spine_scores: {backs_mm.shape[0]} backs but {len(lines_mm)} lines")
     half = min(24.0, 6.0 * max(1.0, 2048 / backs_mm.shape[1]))
     estimator = partial(symmetry_midline, half_thickness=half)
-    lateral, surface = np.full(len(lines_mm), np.nan), np.full(len(lines_mm), np.nan)
+    lateral, surface, plane = (np.full(len(lines_mm), np.nan) for _ in range(3))
     for i, (back, line) in enumerate(zip(backs_mm.double().numpy(), lines_mm)):
         try:
             m = spine_conditioning_metrics(back, line, estimator=estimator)
         except ValueError as exc:  # a degenerate sample; counted by the caller, never averaged in as a number
             logging.getLogger(__name__).warning("spine metrics failed on back %d: %s", i, exc)
             continue
-        lateral[i], surface[i] = m["lateral_dev_mean"], m["esl_surface_mean"]
-    return {"lateral_mm": lateral, "esl_to_surface_mm": surface}
+        lateral[i], surface[i], plane[i] = m["lateral_dev_mean"], m["esl_surface_mean"], m["esl_plane_mean"]
+    return {"lateral_mm": lateral, "esl_to_surface_mm": surface, "esl_to_plane_mm": plane}
 
 
 def asymmetry_scores(

@@ -56,6 +56,20 @@ def test_sampler_grid_full_and_reduced():
     assert fidelity.sampler_grid("transformer", s) == [("dpm++", 20, 1.0), ("dpm++", 20, s.guidance)]
 
 
+def test_real_targets_read_the_esl_both_ways_beside_the_real_backs_own_figure():
+    def row(point: float, plane: float) -> dict:
+        return {"esl_to_surface_mm": {"mean": point}, "esl_to_plane_mm": {"mean": plane},
+                "depth_extent_mm": {"mean": 150.0}, "chamfer_mm": {"mean": 14.0}}
+
+    summ = {"gen": row(5.0, 1.5), "ret": row(7.5, 3.0), "real": row(4.5, 1.0),
+            "generated_vs_real_pooled": {"1-NNA-CD": 50.0}}
+    text = real_conditioning.targets(summ)
+    # 1 - 5/7.5 = 33.3% to the nearest point (the real back: 40.0%); 1 - 1.5/3 = 50% to the plane (real: 66.7%)
+    assert "33.3% to the nearest point (>= 40%: NOT met; the real back itself: 40.0%)" in text
+    assert "50.0% to the local plane of the nearest points (>= 40%: met; the real back itself: 66.7%)" in text
+    assert "1.00x the real one's (within 25%: met)" in text and "(<= 75%: met)" in text
+
+
 def _finite(value: object) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 

@@ -197,3 +197,33 @@ def test_initial_frame_is_read_from_folders_and_a_fine_tune_in_another_frame_war
         assert "another frame" in caplog.text
     with pytest.raises(ValueError, match="straighten"):
         tiny_module("pvcnn", twist_gain=1.0)
+
+
+def test_a_fine_tuned_checkpoint_loads_without_its_start_weights(tmp_path, caplog):
+    """``load_from_checkpoint`` of a model fine-tuned from ``init_from`` neither needs the start weights any more
+    (deleted here) nor re-reads them (no frame warning), and gives back the checkpoint's own weights."""
+    import logging
+    import shutil
+
+    import lightning as L
+
+    from pcdiff.diffusion.module import PointDiffusion
+
+    start = tmp_path / "start"
+    tiny_module("pvcnn", straighten=True).to_pipeline().save_pretrained(start)
+    tuned = tiny_module("pvcnn", straighten=True, twist_gain=2.0, init_from=str(start))  # another frame: warns once
+    with torch.no_grad():
+        next(tuned.denoiser.parameters()).add_(1.0)  # its own weights, unlike the start's
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.strategy.connect(tuned)
+    trainer.save_checkpoint(tmp_path / "tuned.ckpt")
+    shutil.rmtree(start)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="pcdiff.diffusion.module"):
+        loaded = PointDiffusion.load_from_checkpoint(tmp_path / "tuned.ckpt", map_location="cpu")
+    assert "another frame" not in caplog.text
+    assert loaded.hparams.twist_gain == 2.0
+    for ours, theirs in zip(loaded.denoiser.parameters(), tuned.denoiser.parameters()):
+        torch.testing.assert_close(ours, theirs)
+    with pytest.raises(FileNotFoundError, match="model.init_from"):  # asked for explicitly, they are read
+        PointDiffusion.load_from_checkpoint(tmp_path / "tuned.ckpt", map_location="cpu", init_from=str(start))

@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import make_backscan
 from pcdiff.data.phantom import generate_phantom
@@ -114,3 +116,37 @@ def test_asymmetry_agreement_compares_the_rotation_profiles_beside_the_line():
     assert mirrored["asym_corr"] < -0.95
     flat = asymmetry_agreement(_turned_back(lambda y: 0 * y, seed=5), reference, line)
     assert flat["asym_amplitude_ratio"] < 0.05
+
+
+@settings(max_examples=25, deadline=None)
+@given(height=st.floats(-40.0, 40.0), spacing=st.floats(4.0, 15.0), tilt=st.floats(-0.5, 0.5))
+def test_plane_distance_is_the_height_above_a_sheet_whatever_its_spacing(height, spacing, tilt):
+    """Over a flat (tilted) sheet, the plane distance is the line's height above it, whatever the point spacing,
+    where the nearest-point distance also carries the spacing."""
+    g = np.arange(-150.0, 150.0 + 1e-9, spacing)
+    x, y = (a.ravel() for a in np.meshgrid(g, g + 200.0))
+    sheet = np.stack([x, y, tilt * x], axis=1)
+    normal = np.array([-tilt, 0.0, 1.0]) / np.hypot(tilt, 1.0)
+    line = np.stack([np.full(20, 3.3), np.linspace(120.0, 280.0, 20), np.full(20, tilt * 3.3)], axis=1) + height * normal
+    res = esl_surface_distance(sheet, line)
+    assert res["esl_plane_mean"] == pytest.approx(abs(height), abs=1e-3)  # the line is resampled in float32
+    assert res["esl_surface_mean"] >= res["esl_plane_mean"] - 1e-9
+
+
+def test_plane_distance_stays_large_beside_the_scan_and_grows_under_it():
+    scan = make_backscan(0, 2048)
+    own = esl_surface_distance(scan.points, scan.esl)
+    assert own["esl_plane_mean"] < own["esl_surface_mean"]  # no point-spacing floor
+    beside = esl_surface_distance(scan.points, scan.esl + [600.0, 0, 0])  # in the skin's plane, far off its edge
+    assert beside["esl_plane_mean"] > 0.7 * beside["esl_surface_mean"] > 300.0
+    sunk = esl_surface_distance(scan.points, scan.esl + [0, 0, -30.0])
+    assert sunk["esl_plane_mean"] == pytest.approx(30.0, abs=4.0)
+    with pytest.raises(ValueError, match="patch_points"):
+        esl_surface_distance(scan.points, scan.esl, patch_points=2)
+
+
+def test_plane_distance_has_a_far_lower_point_count_floor_than_the_nearest_point():
+    sparse, dense = (generate_phantom(3, n) for n in (1024, 4096))
+    s, d = esl_surface_distance(sparse.points, sparse.esl), esl_surface_distance(dense.points, dense.esl)
+    assert s["esl_surface_mean"] - d["esl_surface_mean"] > 2.0  # half the spacing, halved
+    assert s["esl_plane_mean"] < 0.5 * s["esl_surface_mean"] and d["esl_plane_mean"] < 0.5 * d["esl_surface_mean"]

@@ -249,6 +249,14 @@ class PointDiffusion(L.LightningModule):
         self.ema = make_ema(self.denoiser, ema_decay) if ema_decay else None
         self._ema_step = -1
 
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> PointDiffusion:  # type: ignore[override]
+        """Lightning's ``load_from_checkpoint``, without reading ``init_from`` again: the checkpoint's own weights
+        replace the start weights anyway, and a fine-tuned checkpoint must load where its start weights are not
+        (another machine, a deleted folder). Pass ``init_from=...`` to read them regardless."""
+        kwargs.setdefault("init_from", None)
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+
     # ------------------------------------------------------------------------------------ helpers
     @property
     def sampling_denoiser(self) -> torch.nn.Module:
