@@ -51,7 +51,8 @@ def test_cli_all_metrics_run_on_small_arrays(arrays):
                 "--pair-by-position", "--no-progress"])  # fmt: skip
     assert res["metrics"]["lateral dev. (symmetry) median [mm]"] < 5.0  # spine uses the full scans
     m = res["metrics"]
-    for key in ("EMD (exact) [mm]", "MMD-CD [mm^2]", "COV-EMD [%]", "1-NNA-CD [%]", "JSD [bits]", "ESL-surface mean [mm]"):
+    for key in ("EMD (exact) [mm]", "MMD-CD [mm^2]", "COV-EMD [%]", "1-NNA-CD [%]", "JSD [bits]", "ESL-surface mean [mm]",
+                "ESL-local plane mean [mm]"):
         assert key in m and np.isfinite(m[key]), key
 
 

@@ -302,6 +302,7 @@ def _spine(inputs: EvalInputs, spine_line: str, spine_estimator: str, spine_slic
     summary = {
         "ESL-surface mean [mm]": float(np.mean(rows["esl_surface_mean"])),
         "ESL-surface max, mean over scans [mm]": float(np.mean(rows["esl_surface_max"])),
+        "ESL-local plane mean [mm]": float(np.mean(rows["esl_plane_mean"])),
         f"lateral dev. ({spine_estimator}) mean [mm]": float(np.mean(rows["lateral_dev_mean"])),
         f"lateral dev. ({spine_estimator}) median [mm]": float(np.mean(rows["lateral_dev_median"])),
         f"lateral dev. ({spine_estimator}) max, mean over scans [mm]": float(np.mean(rows["lateral_dev_max"])),
