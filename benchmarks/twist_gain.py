@@ -7,7 +7,12 @@ distribution; ``--phantoms`` draws from seed ``--seed`` on), and the real PCdare
 the asymmetry's RMS (read along the straightened line) the untwisting removes, and the median over backs of the
 correlation between a back's asymmetry and its deviation.
 
-    python -m benchmarks.twist_gain [--phantoms 60 --seed 1000] [--data ../shared/data/pcdare]
+Beside the turn, the sideways shift: how far the trunk's outline follows the line (:func:`outline_follow`; 1 = the
+outline's midpoint moves with the ESL, 0 = it stays on the chord while the spinous processes curve). ``--backs
+LABEL=NPZ`` adds rows of saved backs (``generator_ablation --save-backs``: ``backs_mm`` and ``esl_mm_<i>``), so
+generated backs are read the same way.
+
+    python -m benchmarks.twist_gain [--phantoms 60 --seed 1000] [--data ../shared/data/pcdare] [--backs LABEL=NPZ ...]
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ from pcdiff.metrics.spine import surface_asymmetry
 #: Asymmetry read this far either side of the line, and over this radius (normalised units, ~50 mm and ~7 mm).
 DISTANCE, RADIUS = 0.11, 0.015
 NUM_KEYPOINTS = 16
+#: The outline is read in this many horizontal bands over the inner 90% of the line's height, each this half-thick
+#: (normalised, ~15 mm), as the midpoint of its 3rd and 97th lateral percentiles.
+OUTLINE_BANDS, OUTLINE_HALF_THICKNESS, OUTLINE_PERCENTILES = 12, 0.03, (3.0, 97.0)
 
 
 def normalised(scan: BackScan) -> tuple[np.ndarray, np.ndarray]:
@@ -39,11 +47,35 @@ def normalised(scan: BackScan) -> tuple[np.ndarray, np.ndarray]:
     return to_normalised(scan.points.astype(np.float64), center, scale), line.astype(np.float64)
 
 
+def outline_follow(straight: torch.Tensor, line: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The ESL's deviation from its chord and the outline's, per band: (H,) each, normalised units (NaN: too few points).
+
+    Args:
+        straight: (1, N, 3) a back straightened on its line (x = lateral offset from the line at the point's height).
+        line: (1, K, 3) its ESL keypoints, top to bottom.
+
+    The outline's midpoint in the straightened frame is its offset from the line, so its offset from the chord is that
+    plus the line's own deviation; regress it on the deviation to get how far the outline follows the line.
+    """
+    top, bottom = float(line[0, 0, 1]), float(line[0, -1, 1])
+    margin = 0.05 * (top - bottom)
+    heights = np.linspace(top - margin, bottom + margin, OUTLINE_BANDS)
+    deviation = deviation_at_height(line, torch.as_tensor(heights, dtype=line.dtype)[None])[0].numpy()
+    points = straight[0].numpy()
+    offset = np.full(OUTLINE_BANDS, np.nan)
+    for i, h in enumerate(heights):
+        band = points[np.abs(points[:, 1] - h) < OUTLINE_HALF_THICKNESS, 0]
+        if len(band) >= 20:
+            offset[i] = np.mean(np.percentile(band, OUTLINE_PERCENTILES))
+    return deviation, offset + deviation
+
+
 def fit_row(label: str, scans: list[BackScan]) -> dict[str, Any]:
-    """Gain, asymmetry RMS before / after untwisting by it, and the median per-back correlation, for ``scans``."""
+    """Gain, asymmetry RMS before / after untwisting by it, the median per-back correlation, and how far the outline
+    follows the line (slope and correlation over all bands of all backs), for ``scans``."""
     backs, lines = zip(*(normalised(s) for s in scans))
     gain = fit_twist_gain(list(backs), list(lines), DISTANCE, RADIUS)
-    before, after, corr = [], [], []
+    before, after, corr, deviations, outlines = [], [], [], [], []
     for points, line in zip(backs, lines):
         p, l = torch.from_numpy(points)[None], torch.from_numpy(line)[None]
         axis = np.column_stack([np.zeros(len(line)), line[:, 1], np.zeros(len(line))])  # the line, straightened
@@ -55,8 +87,22 @@ def fit_row(label: str, scans: list[BackScan]) -> dict[str, Any]:
         after.append(np.sqrt(np.mean(a1**2)))
         if a0.std() > 0 and d.std() > 0:
             corr.append(np.corrcoef(a0, d)[0, 1])
+        deviation, outline = outline_follow(straight, l)
+        deviations.append(deviation)
+        outlines.append(outline)
+    deviation, outline = np.concatenate(deviations), np.concatenate(outlines)
+    ok = np.isfinite(outline)
     return {"backs": label, "n": len(scans), "gain": gain, "asym_rms_before": float(np.mean(before)),
-            "asym_rms_after": float(np.mean(after)), "median_corr": float(np.median(corr))}  # fmt: skip
+            "asym_rms_after": float(np.mean(after)), "median_corr": float(np.median(corr)),
+            "outline_gain": float(np.polyfit(deviation[ok], outline[ok], 1)[0]),
+            "outline_corr": float(np.corrcoef(deviation[ok], outline[ok])[0, 1])}  # fmt: skip
+
+
+def saved_backs(path: Path) -> list[BackScan]:
+    """The backs of a ``generator_ablation --save-backs`` file as scans with their requested ESL (mm)."""
+    with np.load(path) as saved:
+        backs = saved["backs_mm"]
+        return [BackScan(name=f"{path.stem}_{i}", points=backs[i], esl=saved[f"esl_mm_{i}"]) for i in range(len(backs))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,10 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1000, help="seed of the first phantom (one seed per phantom)")
     parser.add_argument("--num-points", type=int, default=8192, help="points per phantom")
     parser.add_argument("--data", type=Path, default=DEFAULT_PCDARE, help="PCdare folder (read in place); skipped when absent")
+    parser.add_argument("--backs", action="append", default=[], metavar="LABEL=NPZ",
+                        help="also saved backs (generator_ablation --save-backs), e.g. generated=outputs/backs/x.npz")
     parser.add_argument("--stem", default="twist_gain")
     args = parser.parse_args(argv)
     if args.phantoms < 1:
         parser.error("--phantoms must be >= 1")
+    backs = [item.partition("=")[::2] for item in args.backs]
+    for label, path in backs:
+        if not label or not Path(path).is_file():
+            parser.error(f"--backs takes LABEL=NPZ with an existing file, got {label}={path}")
     from pcdiff.data.phantom.generator import generate_phantom
 
     info, start = hardware_info(), time.perf_counter()
@@ -78,10 +130,12 @@ def main(argv: list[str] | None = None) -> int:
         from pcdiff.data.pcdare import read_pcdare
 
         rows.append(fit_row("PCdare (real)", list(read_pcdare(args.data))))
+    rows += [fit_row(f"{label} (`{path}`)", saved_backs(Path(path))) for label, path in backs]
     record = finished_run(info, time.perf_counter() - start)
     columns = [("backs", "backs", ""), ("n", "n", "d"), ("gain", "twist gain", ".2f"),
                ("asym_rms_before", "asymmetry RMS, straightened", ".4f"),
-               ("asym_rms_after", "the same, untwisted", ".4f"), ("median_corr", "median corr. asymmetry ~ deviation", ".2f")]
+               ("asym_rms_after", "the same, untwisted", ".4f"), ("median_corr", "median corr. asymmetry ~ deviation", ".2f"),
+               ("outline_gain", "outline follows the line (slope)", ".2f"), ("outline_corr", "outline ~ deviation corr.", ".2f")]
     md = "\n".join([
         "# Gain of the untwisted frame (pcdiff.geometry.frames.twisted)", "", f"`{command_line()}`", "",
         markdown_table(rows, columns), "",
@@ -89,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
         f" {DISTANCE} either side of the line (radius {RADIUS}), read along the straightened line before and after"
         " untwisting by the row's own gain, RMS over keypoints, mean over backs. The asymmetry left after untwisting is"
         " the part the line does not predict (a constant twist of the whole trunk, the gain's spread between bodies).",
+        "",
+        f"Outline: per back, {OUTLINE_BANDS} horizontal bands over the inner 90% of the line's height (half-thickness"
+        f" {OUTLINE_HALF_THICKNESS}); the midpoint of each band's {OUTLINE_PERCENTILES[0]:g}% and"
+        f" {OUTLINE_PERCENTILES[1]:g}% lateral percentiles, measured from the ESL's chord, regressed on the ESL's own"
+        " deviation from its chord over all bands of all backs (1: the trunk moves sideways with the spinous processes;"
+        " 0: it stays on the chord).",
         "", load_line(record),
     ])
     return publish(args.stem, {**record, "settings": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, md)
