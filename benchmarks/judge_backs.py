@@ -81,6 +81,8 @@ def judge_row(per_subject: list[dict[str, Any]], floor: list[dict[str, Any]] | N
         "cobb_mae_large_deg": float(cobb_err[true >= LARGE_ESL_COBB_DEG].mean()) if (true >= LARGE_ESL_COBB_DEG).any() else None,
         "n_large": int((true >= LARGE_ESL_COBB_DEG).sum()),
         "cobb_r": float(np.corrcoef(pred, true)[0, 1]) if pred.std() > 0 and true.std() > 0 else None,
+        # least squares of the read angle on the requested one: a slope under 1 is a pull towards the mean
+        "cobb_slope": float(np.polyfit(true, pred, 1)[0]) if len(ok) > 1 and true.std() > 0 else None,
         "n_read": len(ok),
         "n_failed": len(per_subject) - len(ok),
     }
@@ -156,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                ("cobb_median_deg", "median [deg]", ".1f"),
                ("cobb_mae_small_deg", f"mean, requested ESL Cobb < {LARGE_ESL_COBB_DEG:g} deg", ".1f"),
                ("cobb_mae_large_deg", f"mean, >= {LARGE_ESL_COBB_DEG:g} deg", ".1f"), ("n_large", "backs >= that", "d"), ("within_tolerance", f"share within {COBB_TOLERANCE_DEG:g} deg", ".0%"),
-               ("cobb_r", "Cobb r", ".2f"), ("cobb_vs_true_back_deg", "Cobb difference to the true back, same judge [deg]", ".1f"),
+               ("cobb_r", "Cobb r", ".2f"), ("cobb_slope", "slope of read on requested Cobb", ".2f"), ("cobb_vs_true_back_deg", "Cobb difference to the true back, same judge [deg]", ".1f"),
                ("n_read", "backs read", "d"), ("n_failed", "not read", "d")]  # fmt: skip
     md = "\n".join([
         f"# Judges of generated backs: the ESL and its Cobb angle read off {len(first['names'])} backs per row",

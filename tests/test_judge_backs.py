@@ -64,3 +64,14 @@ def test_bad_input(phantoms, tmp_path):
     _save(tmp_path / "b.npz", true, true, esl, ["other"] * 3)
     with pytest.raises(SystemExit):
         judge_backs.main(["--backs", f"a={tmp_path / 'a.npz'}", "--backs", f"b={tmp_path / 'b.npz'}"])
+
+
+def test_judge_row_reads_a_pull_towards_the_mean_as_a_slope_under_one():
+    from benchmarks.judge_backs import judge_row
+
+    true = np.array([5.0, 15.0, 30.0, 45.0])
+    rows = [{"lateral_rms_mm": 1.0, "rms_mm": 1.0, "cobb_pred_deg": 0.6 * t + 4.0, "cobb_true_deg": t,
+             "cobb_abs_err_deg": abs(0.4 * t - 4.0)} for t in true]
+    row = judge_row(rows)
+    assert row["cobb_slope"] == pytest.approx(0.6)
+    assert row["cobb_mae_large_deg"] == pytest.approx(np.mean([8.0, 14.0]))
