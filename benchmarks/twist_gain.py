@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.judge_backs import load_backs, parse_backs
 from benchmarks.reporting import DEFAULT_PCDARE, command_line, finished_run, hardware_info, load_line, markdown_table, publish
 from pcdiff.data.sample import BackScan
 from pcdiff.geometry.frames import fit_twist_gain, line_frame, straighten, to_normalised, untwist
@@ -99,10 +100,10 @@ def fit_row(label: str, scans: list[BackScan]) -> dict[str, Any]:
 
 
 def saved_backs(path: Path) -> list[BackScan]:
-    """The backs of a ``generator_ablation --save-backs`` file as scans with their requested ESL (mm)."""
-    with np.load(path) as saved:
-        backs = saved["backs_mm"]
-        return [BackScan(name=f"{path.stem}_{i}", points=backs[i], esl=saved[f"esl_mm_{i}"]) for i in range(len(backs))]
+    """The backs of a ``generator_ablation --save-backs`` file (read by :func:`benchmarks.judge_backs.load_backs`,
+    which names the file when it is not one) as scans with their requested ESL (mm)."""
+    saved = load_backs(path)
+    return [BackScan(name=f"{path.stem}_{i}", points=back, esl=esl) for i, (back, esl) in enumerate(zip(saved["backs"], saved["esl"]))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,16 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1000, help="seed of the first phantom (one seed per phantom)")
     parser.add_argument("--num-points", type=int, default=8192, help="points per phantom")
     parser.add_argument("--data", type=Path, default=DEFAULT_PCDARE, help="PCdare folder (read in place); skipped when absent")
-    parser.add_argument("--backs", action="append", default=[], metavar="LABEL=NPZ",
+    parser.add_argument("--backs", action="append", default=[], type=parse_backs, metavar="LABEL=NPZ",
                         help="also saved backs (generator_ablation --save-backs), e.g. generated=outputs/backs/x.npz")
     parser.add_argument("--stem", default="twist_gain")
     args = parser.parse_args(argv)
     if args.phantoms < 1:
         parser.error("--phantoms must be >= 1")
-    backs = [item.partition("=")[::2] for item in args.backs]
-    for label, path in backs:
-        if not label or not Path(path).is_file():
-            parser.error(f"--backs takes LABEL=NPZ with an existing file, got {label}={path}")
     from pcdiff.data.phantom.generator import generate_phantom
 
     info, start = hardware_info(), time.perf_counter()
@@ -130,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         from pcdiff.data.pcdare import read_pcdare
 
         rows.append(fit_row("PCdare (real)", list(read_pcdare(args.data))))
-    rows += [fit_row(f"{label} (`{path}`)", saved_backs(Path(path))) for label, path in backs]
+    rows += [fit_row(f"{label} (`{path}`)", saved_backs(path)) for label, path in args.backs]
     record = finished_run(info, time.perf_counter() - start)
     columns = [("backs", "backs", ""), ("n", "n", "d"), ("gain", "twist gain", ".2f"),
                ("asym_rms_before", "asymmetry RMS, straightened", ".4f"),

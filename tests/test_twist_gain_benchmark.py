@@ -47,8 +47,12 @@ def test_outline_follow_reads_how_far_the_trunk_moves_with_the_line(follow):
 def test_saved_backs_are_read_with_their_requested_lines(tmp_path):
     backs = np.random.default_rng(1).normal(size=(2, 64, 3))
     lines = [np.stack([np.zeros(5), np.linspace(400, 0, 5) + i, np.zeros(5)], axis=1) for i in range(2)]
-    np.savez(tmp_path / "gen.npz", backs_mm=backs, **{f"esl_mm_{i}": line for i, line in enumerate(lines)})
+    np.savez(tmp_path / "gen.npz", backs_mm=backs, true_mm=backs, names=np.array(["a", "b"]),
+             **{f"esl_mm_{i}": line for i, line in enumerate(lines)})
     scans = saved_backs(tmp_path / "gen.npz")
     assert [s.name for s in scans] == ["gen_0", "gen_1"]
     np.testing.assert_allclose(scans[1].points, backs[1])
     np.testing.assert_allclose(scans[1].esl, lines[1])
+    np.savez(tmp_path / "other.npz", points=backs)
+    with pytest.raises(ValueError, match="other.npz: not a --save-backs file"):
+        saved_backs(tmp_path / "other.npz")

@@ -69,16 +69,17 @@ def esl_surface_distance(
       (rim: the radius of a uniform disc with the patch's RMS radius), so a line beside the scan's edge stays far.
       Independent of the point count on a flat sheet; on a back, whose spinal furrow curves, it still shrinks with
       the count, far less than the nearest-point distance (real PCdare ESLs, mean over the 20 subjects: 1.8 / 1.1 /
-      0.6 mm at 1024 / 2048 / 4096 points, against 6.8 / 4.4 / 3.2 mm to the nearest point). A thick cloud flatters it (a plane fitted inside the cloud
-      passes near any point), so read it with the cloud's surface variation or depth extent.
+      0.6 mm at 1024 / 2048 / 4096 points, against 6.8 / 4.4 / 3.2 mm to the nearest point). A thick cloud
+      flatters it (a plane fitted inside the cloud passes near any point), so read it with the cloud's surface
+      variation or depth extent.
     """
     points, line = _check(points, line)
     if not 3 <= patch_points <= len(points):
         raise ValueError(f"esl_surface_distance: patch_points must be in [3, {len(points)}], got {patch_points}")
     queries = resample_polyline(line, num_samples).astype(np.float64)  # (S, 3)
-    tree = cKDTree(points)
-    nearest = tree.query(queries, k=1)[0]  # (S,)
-    patch = points[tree.query(queries, k=patch_points)[1]]  # (S, k, 3)
+    distances, neighbours = cKDTree(points).query(queries, k=patch_points)  # (S, k) each, nearest first
+    nearest = distances[:, 0]
+    patch = points[neighbours]  # (S, k, 3)
     centroid = patch.mean(axis=1)  # (S, 3)
     centred = patch - centroid[:, None]
     normal = np.linalg.eigh(np.einsum("ski,skj->sij", centred, centred))[1][..., 0]  # (S, 3), smallest axis
