@@ -1,17 +1,23 @@
-"""Phantom pre-training, then fine-tuning on real backs: does the network ESL estimator beat the furrow path? (issue #13)
+"""Synthetic pre-training, then fine-tuning on real backs: which synthetic backs help a network ESL estimator? (issue #13)
 
-Issue #13 lists the lever "pre-training on many phantoms, whose lines are known exactly, then fine-tuning on real".
-Here, per subject-wise fold of the PCdare backs (the split of ``benchmarks.spine_baselines``), side by side:
+Issue #13 lists the lever "pre-training on many phantoms, whose lines are known exactly, then fine-tuning on real",
+and asks the central question: does synthetic data help an estimator on real backs? Here, per subject-wise fold of
+the PCdare backs (the split of ``benchmarks.spine_baselines``), side by side, for every ``--init LABEL=PATH`` (an ESL
+estimator in the landmark frame pre-trained on synthetic backs: phantoms, ``configs/estimator_phantom_landmarks.yaml``,
+or the generator's backs for the same phantom spines, ``configs/estimator_diffusion_landmarks.yaml``):
 
-- ``phantom-pretrained, zero-shot``: the ``--init`` estimator (an ESL estimator in the landmark frame trained on
-  phantoms, e.g. ``configs/estimator.yaml --config configs/estimator_phantom_landmarks.yaml``), never shown a real back;
-- ``phantom-pretrained + fine-tuned``: that estimator trained ``--steps`` more steps on the fold's training subjects;
+- ``LABEL-pretrained, zero-shot``: the pre-trained estimator, never shown a real back;
+- ``LABEL-pretrained + fine-tuned``: that estimator trained ``--steps`` more steps on the fold's training subjects;
 - ``real only, same steps``: the same network from random weights, the same steps on the same subjects (what the
   pre-training buys);
 - ``furrow-path ESL (in-fold)``: the network-free baseline every estimator must beat (``spine_baselines``);
-- ``fine-tuned, 8 point draws averaged``: the fine-tuned network read on 8 random point subsets, lines averaged;
-- ``hybrid``: the furrow path's place with the averaged network line's bends (:mod:`pcdiff.estimator.hybrid`),
+- ``fine-tuned (first init), 8 point draws averaged``: the first init's fine-tuned network read on 8 random point
+  subsets, lines averaged;
+- ``hybrid``: the furrow path's place with that averaged network line's bends (:mod:`pcdiff.estimator.hybrid`),
   since the furrow path reads where the line is and the network how it bends.
+
+With several ``--seeds`` every trained row is repeated per seed (fine-tune and real-only data order and point draws);
+the table gives the mean over subjects and seeds and the range of the per-seed means.
 
 Each row's ESL also becomes an ISL through the fitted offset model (``spine_baselines``' ISL estimator), whose Cobb
 angle is scored against the clinical one.
@@ -20,7 +26,8 @@ Each estimator reads the test subject's scan in the landmark frame (C7-DM), 2048
 subject against the drawn ESL (``line_errors``: lateral RMS at equal heights, 3D point-to-curve RMS, mm) and the
 ESL Cobb angle's difference to the true ESL's (degrees); mean +- SD over the subjects.
 
-    python -m benchmarks.estimator_finetune --init outputs/estimator_phantom_landmarks/last.ckpt
+    python -m benchmarks.estimator_finetune --init phantoms=outputs/estimator_phantom_landmarks/last.ckpt \
+        --init diffusion=outputs/estimator_diffusion_landmarks/last.ckpt --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,17 +46,46 @@ import numpy as np
 from benchmarks.reporting import DEFAULT_PCDARE, command_line, finished_run, hardware_info, load_line, markdown_table, publish
 from benchmarks.spine_baselines import fold_split, furrow_lines, landmarks_of, resampled, select_setting, trunk_widths
 
-ROWS = (
-    "phantom-pretrained, zero-shot",
-    "phantom-pretrained + fine-tuned",
-    "fine-tuned, 8 point draws averaged",
+#: Rows that do not depend on the inits (the per-init rows come from :func:`init_rows`).
+SHARED_ROWS = (
+    "fine-tuned (first init), 8 point draws averaged",
     "real only, same steps",
     "furrow-path ESL (in-fold)",
     "hybrid: furrow-path place + fine-tuned bends (mean kept)",
     "hybrid: furrow-path place and lean + fine-tuned bends (trend kept)",
 )
+#: Label of an ``--init`` given as a bare path (the earlier, phantom-only form of the command).
+DEFAULT_LABEL = "phantom"
 #: Point draws averaged by the test-time-augmentation row (and the hybrids' shape line).
 TTA_DRAWS = 8
+
+
+def init_rows(label: str) -> tuple[str, str]:
+    """The zero-shot and fine-tuned row names of the init called ``label``."""
+    return f"{label}-pretrained, zero-shot", f"{label}-pretrained + fine-tuned"
+
+
+def all_rows(labels: list[str]) -> list[str]:
+    """Every row of a run with inits ``labels``, in table order."""
+    return [row for label in labels for row in init_rows(label)] + list(SHARED_ROWS)
+
+
+def parse_inits(values: list[str]) -> dict[str, Path]:
+    """``LABEL=PATH`` (or a bare ``PATH``, labelled :data:`DEFAULT_LABEL`) values of ``--init`` -> {label: path}.
+
+    Raises:
+        ValueError: a label given twice or an empty label or path.
+    """
+    inits: dict[str, Path] = {}
+    for value in values:
+        label, sep, path = value.partition("=")
+        label, path = (label, path) if sep else (DEFAULT_LABEL, value)
+        if not label or not path:
+            raise ValueError(f"--init {value!r}: expected LABEL=PATH or PATH")
+        if label in inits:
+            raise ValueError(f"--init: label {label!r} given twice")
+        inits[label] = Path(path)
+    return inits
 
 
 def train_on(model: Any, data: Path, test_names: list[str], steps: int, lr: float, batch_size: int, seed: int,
@@ -74,95 +111,175 @@ def train_on(model: Any, data: Path, test_names: list[str], steps: int, lr: floa
 
 
 def evaluate(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """One dict per (row, subject): errors in mm / degrees."""
+    """One dict per (row, subject, seed): errors in mm / degrees."""
     from pcdiff.data.pcdare import read_pcdare
     from pcdiff.estimator.checkpoints import load_estimator
-    from pcdiff.estimator.eval_metric import estimate_lines
-    from pcdiff.estimator.hybrid import hybrid_line
     from pcdiff.estimator.isl_offset import fit_isl_offset
-    from pcdiff.estimator.metrics import line_errors
-    from pcdiff.estimator.module import SpineEstimator
-    from pcdiff.geometry.cobb import cobb_angle
 
     scans = list(read_pcdare(args.data))
     fold_of = fold_split(len(scans), args.folds)
     furrow, furrow_err = furrow_lines(scans)
     widths = trunk_widths(scans)
-    zero_shot = load_estimator(args.init)
-    if zero_shot.hparams.input_frame != "landmarks" or zero_shot.hparams.line != "esl":
-        raise SystemExit(f"--init {args.init}: needs an ESL estimator in the landmark frame (data.normalize=landmarks), got "
-                         f"{zero_shot.hparams.line.upper()} in the {zero_shot.hparams.input_frame!r} frame")
+    zero_shot = {label: load_estimator(path) for label, path in args.inits.items()}
+    for label, model in zero_shot.items():
+        if model.hparams.input_frame != "landmarks" or model.hparams.line != "esl":
+            raise SystemExit(f"--init {label}={args.inits[label]}: needs an ESL estimator in the landmark frame (data.normalize="
+                             f"landmarks), got {model.hparams.line.upper()} in the {model.hparams.input_frame!r} frame")
     out = []
     with tempfile.TemporaryDirectory() as cache:  # the preprocessed scans, shared by every fine-tune of the run
-        for f in range(args.folds):
-            train = [s for s, g in zip(scans, fold_of) if g != f]
-            test = [s for s, g in zip(scans, fold_of) if g == f]
-            names = [s.name for s in test]
-            start = time.perf_counter()
-            tuned = train_on(load_estimator(args.init), args.data, names, args.steps, args.lr, args.batch_size, args.seed, cache)
-            tuned_s = time.perf_counter() - start
-            fresh = SpineEstimator(num_keypoints=zero_shot.hparams.num_keypoints, net_kwargs=zero_shot.hparams.net_kwargs,
-                                   line="esl", input_frame="landmarks")  # fmt: skip
-            scratch = train_on(fresh, args.data, names, args.steps, args.lr, args.batch_size, args.seed, cache)
-            choice = select_setting(furrow_err, fold_of != f)
-            offset_model = fit_isl_offset([s.esl for s in train], [s.isl for s in train], [s.points for s in train],
-                                          [widths[s.name] for s in train])  # fmt: skip
-            for scan in test:
-                true, true_isl = resampled(scan.esl), resampled(scan.isl)
-
-                def read(model: Any, seed: int) -> np.ndarray:
-                    return estimate_lines(model, [scan.points], None, num_points=2048, seed=seed, landmarks=[landmarks_of(scan)])[0]
-
-                averaged = np.mean([read(tuned, args.seed + d) for d in range(TTA_DRAWS)], axis=0)
-                path = furrow[scan.name][choice][0]
-                lines = dict(zip(ROWS, (read(zero_shot, args.seed), read(tuned, args.seed), averaged, read(scratch, args.seed),
-                                        path, hybrid_line(path, averaged, "mean"), hybrid_line(path, averaged, "trend"))))
-                for row, line in lines.items():
-                    e = line_errors(line, true)[0]
-                    isl = offset_model.predict(line, scan.points, widths[scan.name])
-                    cobb = cobb_angle(isl)
-                    out.append({"row": row, "subject": scan.name, "fold": f, "esl_lateral_rms_mm": e["lateral_rms_mm"],
-                                "esl_rms_mm": e["rms_mm"], "esl_cobb_err_deg": e["cobb_abs_err_deg"],
-                                "isl_rms_mm": line_errors(isl, true_isl)[0]["rms_mm"], "cobb_deg": cobb,
-                                "cobb_clinical_deg": scan.meta["cobb"], "cobb_abs_err_deg": abs(cobb - scan.meta["cobb"]),
-                                "finetune_s": tuned_s if row == ROWS[1] else None})  # fmt: skip
-            logging.getLogger("estimator_finetune").info("fold %d done (fine-tune %.0f s)", f, tuned_s)
+        for seed in args.seeds:
+            for f in range(args.folds):
+                train = [s for s, g in zip(scans, fold_of) if g != f]
+                test = [s for s, g in zip(scans, fold_of) if g == f]
+                context = FoldContext(
+                    path={s.name: furrow[s.name][select_setting(furrow_err, fold_of != f)][0] for s in test},
+                    offset_model=fit_isl_offset([s.esl for s in train], [s.isl for s in train], [s.points for s in train],
+                                                [widths[s.name] for s in train]),
+                    widths=widths, fold=f, seed=seed)  # fmt: skip
+                out += fold_records(args, zero_shot, test, context, cache)
     return out
 
 
-def summarise(per_subject: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean +- SD over subjects of each measure, one dict per row."""
+@dataclass(frozen=True)
+class FoldContext:
+    """What every row of one (fold, seed) shares: the furrow path of each test subject (name -> (K, 3) mm, the fold's
+    in-fold setting), the fold's fitted ISL offset model, trunk widths (name -> mm), the fold index and the seed."""
+
+    path: dict[str, np.ndarray]
+    offset_model: Any
+    widths: dict[str, float]
+    fold: int
+    seed: int
+
+
+def fold_records(args: argparse.Namespace, zero_shot: dict[str, Any], test: list[Any], context: FoldContext,
+                 cache: str) -> list[dict[str, Any]]:
+    """Records of one fold and seed: each init fine-tuned (and read zero-shot), the real-only control, the furrow path,
+    test-time augmentation and the hybrids of the first init, read on the ``test`` subjects."""
+    from pcdiff.estimator.checkpoints import load_estimator
+    from pcdiff.estimator.eval_metric import estimate_lines
+    from pcdiff.estimator.hybrid import hybrid_line
+    from pcdiff.estimator.module import SpineEstimator
+
+    names, seed = [s.name for s in test], context.seed
+    tuned, tuned_s = {}, {}
+    for label, path in args.inits.items():
+        start = time.perf_counter()
+        tuned[label] = train_on(load_estimator(path), args.data, names, args.steps, args.lr, args.batch_size, seed, cache)
+        tuned_s[label] = time.perf_counter() - start
+    first = next(iter(zero_shot.values()))
+    fresh = SpineEstimator(num_keypoints=first.hparams.num_keypoints, net_kwargs=first.hparams.net_kwargs, line="esl",
+                           input_frame="landmarks")  # fmt: skip
+    scratch = train_on(fresh, args.data, names, args.steps, args.lr, args.batch_size, seed, cache)
+    out = []
+    for scan in test:
+
+        def read(model: Any, draw_seed: int) -> np.ndarray:
+            return estimate_lines(model, [scan.points], None, num_points=2048, seed=draw_seed, landmarks=[landmarks_of(scan)])[0]
+
+        lines: dict[str, tuple[np.ndarray, float | None]] = {}  # row -> (ESL (K, 3) mm, fine-tune seconds or None)
+        for label in args.inits:
+            zero_row, tuned_row = init_rows(label)
+            lines[zero_row] = (read(zero_shot[label], seed), None)
+            lines[tuned_row] = (read(tuned[label], seed), tuned_s[label])
+        averaged = np.mean([read(tuned[next(iter(args.inits))], seed + d) for d in range(TTA_DRAWS)], axis=0)
+        path = context.path[scan.name]
+        shared = (averaged, read(scratch, seed), path, hybrid_line(path, averaged, "mean"), hybrid_line(path, averaged, "trend"))
+        lines.update({row: (line, None) for row, line in zip(SHARED_ROWS, shared)})
+        out += [line_record(row, line, scan, context, seconds) for row, (line, seconds) in lines.items()]
+    logging.getLogger("estimator_finetune").info("seed %d fold %d done (fine-tunes %s s)", seed, context.fold,
+                                                 ", ".join(f"{k} {v:.0f}" for k, v in tuned_s.items()))
+    return out
+
+
+def line_record(row: str, line: np.ndarray, scan: Any, context: FoldContext, finetune_s: float | None) -> dict[str, Any]:
+    """One record: the ESL estimate ``line`` (K, 3) mm of ``row`` scored against the subject's ESL, and the ISL built
+    on it with the fold's offset model scored against the ISL and the clinical Cobb angle."""
+    from pcdiff.estimator.metrics import line_errors
+    from pcdiff.geometry.cobb import cobb_angle
+
+    e = line_errors(line, resampled(scan.esl))[0]
+    isl = context.offset_model.predict(line, scan.points, context.widths[scan.name])
+    cobb = cobb_angle(isl)
+    return {"row": row, "subject": scan.name, "fold": context.fold, "seed": context.seed,
+            "esl_lateral_rms_mm": e["lateral_rms_mm"], "esl_rms_mm": e["rms_mm"], "esl_cobb_err_deg": e["cobb_abs_err_deg"],
+            "isl_rms_mm": line_errors(isl, resampled(scan.isl))[0]["rms_mm"], "cobb_deg": cobb,
+            "cobb_clinical_deg": scan.meta["cobb"], "cobb_abs_err_deg": abs(cobb - scan.meta["cobb"]),
+            "finetune_s": finetune_s}  # fmt: skip
+
+
+MEASURES = ("esl_lateral_rms_mm", "esl_rms_mm", "esl_cobb_err_deg", "isl_rms_mm", "cobb_abs_err_deg")
+
+
+def summarise(per_subject: list[dict[str, Any]], rows: list[str]) -> list[dict[str, Any]]:
+    """One dict per row: each measure's mean over subjects and seeds, SD over subjects (of the seed-averaged values),
+    and the range of the per-seed means (``_seed_range``; one seed: that mean twice)."""
     table = []
-    for row in ROWS:
+    for row in rows:
         recs = [r for r in per_subject if r["row"] == row]
-        out: dict[str, Any] = {"row": row, "n": len(recs)}
-        for key in ("esl_lateral_rms_mm", "esl_rms_mm", "esl_cobb_err_deg", "isl_rms_mm", "cobb_abs_err_deg"):
-            vals = np.array([r[key] for r in recs])
-            out[key] = float(vals.mean())
-            out[key + "_text"] = f"{vals.mean():.1f} ± {vals.std(ddof=1):.1f}"
+        seeds = sorted({r.get("seed", 0) for r in recs})
+        subjects = sorted({r["subject"] for r in recs})
+        out: dict[str, Any] = {"row": row, "n": len(subjects), "seeds": len(seeds)}
+        for key in MEASURES:
+            per_seed = [np.mean([r[key] for r in recs if r.get("seed", 0) == s]) for s in seeds]
+            per_subj = np.array([np.mean([r[key] for r in recs if r["subject"] == n]) for n in subjects])
+            out[key] = float(np.mean([r[key] for r in recs]))
+            out[key + "_sd"] = float(per_subj.std(ddof=1))
+            out[key + "_seed_range"] = (float(min(per_seed)), float(max(per_seed)))
+            out[key + "_text"] = f"{out[key]:.1f} ± {out[key + '_sd']:.1f}" + (
+                f" ({min(per_seed):.1f}-{max(per_seed):.1f})" if len(seeds) > 1 else "")
         times = [r["finetune_s"] for r in recs if r["finetune_s"] is not None]
         out["finetune_s"] = float(np.mean(times)) if times else None
         table.append(out)
     return table
 
 
+def paired_difference(per_subject: list[dict[str, Any]], row: str, reference: str) -> dict[str, Any]:
+    """``row`` minus ``reference`` per (subject, seed), for each measure: the mean, the range of the per-seed means,
+    and how many subjects ``row`` beats on average over the seeds (a negative difference is better)."""
+    ref = {(r["subject"], r.get("seed", 0)): r for r in per_subject if r["row"] == reference}
+    recs = [r for r in per_subject if r["row"] == row]
+    out: dict[str, Any] = {"row": row, "reference": reference}
+    for key in MEASURES:
+        diff = {(r["subject"], r.get("seed", 0)): r[key] - ref[(r["subject"], r.get("seed", 0))][key] for r in recs}
+        seeds, subjects = sorted({k[1] for k in diff}), sorted({k[0] for k in diff})
+        per_seed = [np.mean([v for k, v in diff.items() if k[1] == s]) for s in seeds]
+        better = sum(np.mean([v for k, v in diff.items() if k[0] == n]) < 0 for n in subjects)
+        out[key] = float(np.mean(list(diff.values())))
+        out[key + "_seed_range"] = (float(min(per_seed)), float(max(per_seed)))
+        out[key + "_better"] = int(better)
+        out[key + "_text"] = (f"{out[key]:+.1f}" + (f" ({min(per_seed):+.1f} to {max(per_seed):+.1f})" if len(seeds) > 1 else "")
+                              + f", {better}/{len(subjects)} better")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--init", type=Path, required=True, help="phantom-trained ESL estimator, landmark frame (checkpoint or folder)")
+    parser.add_argument("--init", action="append", required=True, metavar="[LABEL=]PATH",
+                        help="a pre-trained ESL estimator in the landmark frame (checkpoint or folder), repeatable; a bare "
+                             f"PATH is labelled {DEFAULT_LABEL!r}")
     parser.add_argument("--data", type=Path, default=DEFAULT_PCDARE, help="PCdare folder (read in place)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=150, help="optimiser steps of each fine-tune (and of the real-only control)")
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one fine-tune (and real-only control) per seed")
     parser.add_argument("--stem", default="estimator_finetune")
     args = parser.parse_args(argv)
     if args.folds < 2 or args.steps < 1:
         parser.error("--folds must be >= 2 and --steps >= 1")
+    try:
+        args.inits = parse_inits(args.init)
+    except ValueError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     info, start = hardware_info(), time.perf_counter()
     per_subject = evaluate(args)
-    table = summarise(per_subject)
+    table = summarise(per_subject, all_rows(list(args.inits)))
+    paired = [paired_difference(per_subject, init_rows(label)[1], SHARED_ROWS[1]) for label in args.inits]
+    paired_columns = [("row", "fine-tuned from", "")] + [(f"{key}_text", f"{name} difference", "") for key, name in
+                                                         zip(MEASURES, ("ESL lateral [mm]", "ESL 3D [mm]", "ESL Cobb [deg]",
+                                                                        "ISL [mm]", "clinical Cobb [deg]"))]
     wall = time.perf_counter() - start
     record = finished_run(info, wall)
     columns = [("row", "ESL estimator", ""), ("esl_lateral_rms_mm_text", "ESL lateral RMS [mm]", ""),
@@ -171,9 +288,14 @@ def main(argv: list[str] | None = None) -> int:
                ("cobb_abs_err_deg_text", "Cobb MAE vs clinical, on that ISL [deg]", ""),
                ("finetune_s", "fine-tune per fold [s]", ".0f")]  # fmt: skip
     md = "\n".join([
-        f"# Phantom-pretrained network ESL estimator fine-tuned on real backs vs the furrow path (PCdare, {args.folds} folds)",
+        f"# Synthetic-pretrained network ESL estimators fine-tuned on real backs vs the furrow path (PCdare, {args.folds} folds)",
         "", f"`{command_line()}`", "", markdown_table(table, columns), "",
-        f"Mean ± SD over {table[0]['n']} subjects, one seed ({args.seed}). Fine-tune: {args.steps} steps x batch"
+        "Pre-training against none (each fine-tuned row minus `real only, same steps`, the same subject and seed; mean"
+        " over subjects and seeds, the range of the per-seed means, and the subjects better on average over seeds):",
+        "", markdown_table(paired, paired_columns), "",
+        f"Mean ± SD over {table[0]['n']} subjects (SD of each subject's mean over seeds), seeds {args.seeds}"
+        + (" (the range of the per-seed means in brackets)" if len(args.seeds) > 1 else "") + ". Pre-trained inits: "
+        + ", ".join(f"{label} = `{path}`" for label, path in args.inits.items()) + ". Fine-tune: {args.steps} steps x batch"
         f" {args.batch_size} at 2048 points, lr {args.lr} (cosine), on each fold's training subjects; the real-only row"
         " trains the same network from random weights with the same settings. Landmark frame (C7-DM) for every network"
         " row; the furrow path reads between the landmark heights with its setting chosen on the training subjects."
@@ -186,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         " (or its least-squares lean as well).",
         "", load_line(record, ".0f")
     ])
-    payload = {**record, "settings": {k: str(v) for k, v in vars(args).items()}, "table": table, "per_subject": per_subject}
+    payload = {**record, "settings": {k: str(v) for k, v in vars(args).items()}, "table": table, "paired": paired,
+               "per_subject": per_subject}
     return publish(args.stem, payload, md)
 
 

@@ -19,7 +19,9 @@ Spinal lines (mm, 4D-Spine frame) come from one of:
 Each scan is written with :func:`pcdiff.data.io.write_subject` as ``OUT/<name>/<name>_processed.ply`` +
 ``.json``; the JSON holds the conditioning line (as ``esl`` or ``isl``, the line the model was trained
 on), the generation settings and, for phantom spines, their parameters (and the C7/DM landmarks,
-which are the ends of a phantom ESL). Scan ``i`` draws its noise from its own seed derived from
+which are the ends of a phantom ESL). A spine file that holds landmarks (a subject's ``_processed.json``) gives them
+to its backs, and a spine known with both lines (phantom parameters, a file holding both) writes both, so a folder of
+generated backs can train a landmark-frame or ISL estimator. Scan ``i`` draws its noise from its own seed derived from
 ``(--seed, i)``, so the output does not depend on batch size or device count. Batches run through
 Lightning's predict loop (``--devices``, ``--accelerator``), with its progress bar.
 
@@ -53,7 +55,7 @@ from torch.utils.data import DataLoader, Dataset
 from pcdiff.data.phantom import SpineParams, sample_spine_params, spine_lines
 from pcdiff.data.phantom.from_lines import check_line
 from pcdiff.data.respine import MIN_DONORS_TO_FIT, PCDARE_ROTATION_GAIN, Donor, fit_rotation_gain, rank_donors, respine_donor
-from pcdiff.data.readers.spine_files import read_spine_line
+from pcdiff.data.readers.spine_files import read_spine_line, read_spine_lines
 from pcdiff.data.readers.writer import write_subject
 from pcdiff.data.sample import BackScan
 from pcdiff.geometry.polyline import orient_top_down, resample_polyline
@@ -182,6 +184,11 @@ def both_lines(path: Path) -> dict[str, np.ndarray]:
     return {} if np.array_equal(lines["esl"], lines["isl"]) else lines
 
 
+def file_landmarks(path: Path) -> dict[str, np.ndarray]:
+    """The landmarks ({name: (3,) mm}) a spine file holds (a subject's JSON ``specialPts``), ``{}`` for a CSV or none."""
+    return read_spine_lines(path)["landmarks"] if Path(path).suffix.lower() == ".json" else {}
+
+
 def _phantom_request(name: str, params: SpineParams, which: str, source: str) -> SpineRequest:
     esl, isl = spine_lines(params)
     line = esl if which == "esl" else isl
@@ -204,7 +211,7 @@ def spine_requests(args: argparse.Namespace, which: str | None) -> list[SpineReq
             path = Path(path)
             line = orient_top_down(read_spine_file(path, which))
             name = path.parent.name if path.stem.endswith("_processed") else path.stem
-            requests.append(SpineRequest(name, line, {"spine_source": str(path)}, lines=both_lines(path)))
+            requests.append(SpineRequest(name, line, {"spine_source": str(path)}, file_landmarks(path), both_lines(path)))
     elif given:
         if "cobb" in given and "curve_type" not in given and any(c > 0 for c in given["cobb"]):
             raise ValueError("--cobb > 0 needs --curve-type (thoracic, thoracolumbar, lumbar, double_major)")
@@ -309,7 +316,7 @@ class ScanWriter(BasePredictionWriter):
                 points=back,
                 landmarks=request.landmarks,
                 meta={**request.meta, "generated": generated},
-                **{self.line: request.line},
+                **(request.lines or {self.line: request.line}),
             )
             self.written.append(write_subject(scan, self.out, overwrite=self.overwrite))
 

@@ -1,6 +1,8 @@
-"""benchmarks/estimator_finetune.py: phantom-pretrained ESL estimator fine-tuned per fold on real backs (tiny run)."""
+"""benchmarks/estimator_finetune.py: synthetic-pretrained ESL estimators fine-tuned per fold on real backs (tiny run)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,24 +14,60 @@ from pcdiff.estimator.module import SpineEstimator
 TINY = dict(width=16, num_centres=(64, 16), radii=(0.1, 0.25), num_neighbours=(16, 8), widths=(32, 64), global_dim=64, head_dim=64)
 
 
-def test_summarise_gives_mean_and_sd_per_row():
-    rows = [{"row": r, "esl_lateral_rms_mm": v, "esl_rms_mm": 2 * v, "esl_cobb_err_deg": 3 * v, "isl_rms_mm": v, "cobb_abs_err_deg": v, "finetune_s": 5.0 if i == 1 else None}
-            for i, r in enumerate(estimator_finetune.ROWS) for v in (1.0, 3.0)]  # fmt: skip
-    table = estimator_finetune.summarise(rows)
-    assert [t["row"] for t in table] == list(estimator_finetune.ROWS)
-    assert table[0]["esl_lateral_rms_mm"] == 2.0 and table[0]["esl_rms_mm_text"] == "4.0 ± 2.8"
+def _records(rows, values_by_seed):
+    """Records of every row for subjects a, b and the seeds of ``values_by_seed`` ({seed: (value of a, value of b)});
+    every measure equals the value, scaled by the row's index + 1."""
+    return [{"row": row, "subject": name, "seed": seed, "finetune_s": 5.0 if i == 1 else None,
+             **{key: (i + 1) * v for key in estimator_finetune.MEASURES}}
+            for i, row in enumerate(rows) for seed, values in values_by_seed.items() for name, v in zip("ab", values)]  # fmt: skip
+
+
+def test_summarise_gives_mean_sd_over_subjects_and_the_range_over_seeds():
+    rows = estimator_finetune.all_rows(["phantom"])
+    table = estimator_finetune.summarise(_records(rows, {0: (1.0, 3.0), 1: (3.0, 5.0)}), rows)
+    assert [t["row"] for t in table] == rows
+    first = table[0]
+    assert first["n"] == 2 and first["seeds"] == 2
+    # mean over everything 3.0; subject means 2 and 4 -> SD 1.41; seed means 2 and 4
+    assert first["esl_rms_mm"] == 3.0 and first["esl_rms_mm_seed_range"] == (2.0, 4.0)
+    assert first["esl_rms_mm_text"] == "3.0 ± 1.4 (2.0-4.0)"
     assert table[1]["finetune_s"] == 5.0 and table[0]["finetune_s"] is None
+    one_seed = estimator_finetune.summarise(_records(rows, {0: (1.0, 3.0)}), rows)
+    assert one_seed[0]["esl_rms_mm_text"] == "2.0 ± 1.4"
+
+
+def test_paired_difference_counts_subjects_better_than_the_reference():
+    rows = ["tuned", "control"]
+    recs = _records(rows, {0: (1.0, 3.0), 1: (3.0, 5.0)})  # control = 2 x tuned
+    paired = estimator_finetune.paired_difference(recs, "tuned", "control")
+    # differences: -1, -3 (seed 0), -3, -5 (seed 1)
+    assert paired["esl_rms_mm"] == -3.0 and paired["esl_rms_mm_seed_range"] == (-4.0, -2.0)
+    assert paired["esl_rms_mm_better"] == 2 and paired["esl_rms_mm_text"] == "-3.0 (-4.0 to -2.0), 2/2 better"
+    worse = estimator_finetune.paired_difference(recs, "control", "tuned")
+    assert worse["cobb_abs_err_deg_better"] == 0
+
+
+def test_parse_inits_takes_labels_or_a_bare_path():
+    assert estimator_finetune.parse_inits(["a.ckpt"]) == {"phantom": Path("a.ckpt")}
+    assert estimator_finetune.parse_inits(["phantoms=a", "diffusion=b"]) == {"phantoms": Path("a"), "diffusion": Path("b")}
+    for bad in (["x=a", "x=b"], ["=a"], ["x="]):
+        with pytest.raises(ValueError):
+            estimator_finetune.parse_inits(bad)
 
 
 @pytest.mark.slow
 @pytest.mark.real_data
 def test_tiny_run_on_pcdare(pcdare_dir, tmp_path, monkeypatch):
-    init = save_estimator(SpineEstimator(line="esl", input_frame="landmarks", net_kwargs=TINY).eval(), tmp_path / "init", 2048)
+    first = save_estimator(SpineEstimator(line="esl", input_frame="landmarks", net_kwargs=TINY).eval(), tmp_path / "a", 2048)
+    second = save_estimator(SpineEstimator(line="esl", input_frame="landmarks", net_kwargs=TINY).eval(), tmp_path / "b", 2048)
     written = {}
     monkeypatch.setattr(estimator_finetune, "publish", lambda stem, payload, md: written.update(payload) or 0)
-    assert estimator_finetune.main(["--init", str(init), "--data", str(pcdare_dir), "--folds", "2", "--steps", "2"]) == 0
-    assert {r["row"] for r in written["per_subject"]} == set(estimator_finetune.ROWS)
-    assert len(written["per_subject"]) == len(estimator_finetune.ROWS) * 20 and all(np.isfinite(r["esl_rms_mm"]) for r in written["per_subject"])
+    assert estimator_finetune.main(["--init", str(first), "--init", f"other={second}", "--data", str(pcdare_dir),
+                                    "--folds", "2", "--steps", "2", "--seeds", "0", "1"]) == 0
+    rows = estimator_finetune.all_rows(["phantom", "other"])
+    assert {r["row"] for r in written["per_subject"]} == set(rows)
+    assert len(written["per_subject"]) == len(rows) * 20 * 2 and all(np.isfinite(r["esl_rms_mm"]) for r in written["per_subject"])
+    assert [p["row"] for p in written["paired"]] == ["phantom-pretrained + fine-tuned", "other-pretrained + fine-tuned"]
     with pytest.raises(SystemExit):  # an ESL-frame estimator cannot read a new patient's scan
         esl_frame = save_estimator(SpineEstimator(line="esl", input_frame="esl", net_kwargs=TINY).eval(), tmp_path / "e", 2048)
         estimator_finetune.main(["--init", str(esl_frame), "--data", str(pcdare_dir), "--folds", "2", "--steps", "1"])

@@ -71,6 +71,26 @@ def test_generate_from_spine_files_and_exported_pipeline(checkpoint, tmp_path):
     np.testing.assert_allclose(np.asarray(_read(out / "other_00")[1]["esl"]["pcdicomapp"])[0], esl[0], atol=1e-3)
 
 
+
+def test_a_subject_file_as_spine_gives_its_landmarks_and_both_lines(checkpoint, tmp_path):
+    """New backs for a labelled subject's spine carry its C7-DM landmarks and its ISL: a folder of them can train a
+    landmark-frame or ISL estimator (benchmarks.estimator_finetune's pretraining on generated backs)."""
+    from pcdiff.data.phantom import generate_phantom
+    from pcdiff.data.readers.writer import write_subject
+
+    subject = write_subject(generate_phantom(7, 256, name="donor"), tmp_path / "data")
+    out = tmp_path / "gen"
+    generate_main(_quiet(["--checkpoint", str(checkpoint), "--spine", str(subject / "donor_processed.json"),
+                          "--out", str(out)]))
+    _, doc = _read(out / "donor")
+    original = json.loads((subject / "donor_processed.json").read_text())
+    assert set(doc["specialPts"]) == set(original["specialPts"]) == {"C7", "DL", "DR", "DM"}
+    for name, xyz in original["specialPts"].items():
+        np.testing.assert_allclose(doc["specialPts"][name], xyz, atol=1e-4)
+    for line in ("esl", "isl"):
+        np.testing.assert_allclose(np.asarray(doc[line]["pcdicomapp"]), np.asarray(original[line]["pcdicomapp"]), atol=1e-3)
+
+
 def test_generate_from_the_prior(checkpoint, tmp_path):
     written = generate_main(_quiet(["--checkpoint", str(checkpoint), "--n", "3", "--out", str(tmp_path), "--seed", "1"]))
     assert len(written) == 3
