@@ -116,3 +116,32 @@ def test_eval_cli_runs_the_registered_metric(checkpoint, tmp_path):
     assert all(r["mean_mm"] < 1e-3 and r["cobb_abs_err_deg"] < 1.0 for r in rows)
     with pytest.raises(SystemExit, match="estimator-checkpoint"):
         main(["--metric", "spine_estimator", "--generated", str(tmp_path / "gen.npz"), "--num-points", "256", "--device", "cpu"])
+
+
+def test_eval_cli_reads_scans_with_their_landmarks_for_a_landmark_frame_estimator(tmp_path):
+    """`pcdiff.eval --metric spine_estimator` with a landmark-frame estimator reads each scan in its own C7-DM frame
+    (an estimator pre-trained on generated backs scored on true scans), and refuses a scan without C7 by name."""
+    from pcdiff.data.phantom import generate_phantom
+    from pcdiff.data.readers.writer import write_subject
+    from pcdiff.estimator.checkpoints import save_estimator
+    from pcdiff.eval import main
+
+    est = SpineEstimator(num_keypoints=8, line="esl", input_frame="landmarks", net_kwargs=TINY).eval()
+    saved = save_estimator(est, tmp_path / "est", 256)
+    scans = [generate_phantom(i, 512, name=f"p{i}") for i in range(2)]
+    for scan in scans:
+        write_subject(scan, tmp_path / "data")
+    args = ["--metric", "spine_estimator", "--generated", str(tmp_path / "data"), "--estimator-checkpoint", str(saved),
+            "--no-progress", "--device", "cpu"]
+    out = main(args)
+    rows = out["per_sample"]["spine_estimator"]["generated"]
+    assert [r["name"] for r in rows] == ["p0", "p1"]
+    # an untrained estimator gives its template in each scan's own C7-DM frame: the same as estimate_lines with them
+    lms = [np.stack([s.landmarks[k] for k in ("C7", "DL", "DR", "DM")]) for s in scans]
+    expected = spine_estimator_metric(est, [s.points for s in scans], [s.esl for s in scans], landmarks=lms, num_points=256)
+    assert [r["mean_mm"] for r in rows] == pytest.approx([r["mean_mm"] for r in expected["per_subject"]], rel=1e-4)
+    no_c7 = generate_phantom(5, 512, name="no_c7")
+    no_c7.landmarks.pop("C7")
+    write_subject(no_c7, tmp_path / "data")
+    with pytest.raises(SystemExit, match="'no_c7' has no C7"):
+        main(args)

@@ -18,8 +18,11 @@ CPU). Its floor on 32 held-out phantoms of seed 2 at 2048 points: ESL lateral RM
 (4.2 median; ``benchmarks/results/judge_backs.md``); it reads the spine partly from the rib hump, as surface
 methods do; Gaussian noise of 5 mm (mostly in depth) on the true backs moves its Cobb reading by 2 deg on average
 (``--noise-mm`` control rows of ``benchmarks.judge_backs``). Frames: the estimator records the frame it was trained in (``input_frame``).
-Generated backs carry no landmarks, so only an ``"esl"``-frame estimator (inputs normalised by the ESL's
-own ends) judging ESL-conditioned backs, or a ``"none"``-frame one (millimetres), can be applied.
+An ``"esl"``-frame estimator (inputs normalised by the ESL's own ends) judges ESL-conditioned backs, a ``"none"``-frame
+one reads millimetres, and a ``"landmarks"``-frame one (C7-DM, the frame a new patient's scan gives) reads scans that
+carry C7 and DM: real scans, phantoms, and backs generated for phantom parameters or a subject's file (``pcdiff.generate``
+writes the spine's landmarks); a scan without them is refused by name (:func:`scan_landmarks`). So an estimator trained
+on generated backs can be scored on held-out true scans (train on synthetic, test on real).
 
 ``geometric``: no network, nothing trained on any back. :func:`pcdiff.estimator.geometric.geometric_esl`
 with ``method="path"`` (the spinal furrow traced as one path, :mod:`pcdiff.estimator.furrow`) reads the
@@ -142,6 +145,7 @@ def spine_estimator_metric(
     esl: np.ndarray | torch.Tensor | list[np.ndarray] | None = None,
     num_points: int | None = None,
     names: list[str] | None = None,
+    landmarks: list[np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Error of the estimator's line on each back against the line the back should have.
 
@@ -153,6 +157,7 @@ def spine_estimator_metric(
         esl: each back's ESL in mm for the input frame; defaults to ``spines`` (ESL conditioning).
         num_points: points given to the estimator.
         names: each back's subject name (default ``"0"``, ``"1"``, ...), for ``per_subject``.
+        landmarks: for a ``"landmarks"``-frame estimator, each back's (4, 3) C7, DL, DR, DM in mm (:func:`scan_landmarks`).
 
     Returns:
         ``summarize`` of :func:`pcdiff.estimator.metrics.line_errors` (mean/RMS/max mm, lateral RMS mm,
@@ -160,7 +165,7 @@ def spine_estimator_metric(
         **line_errors row}``, in the order given.
     """
     spines_list = [np.asarray(s.detach().cpu() if isinstance(s, torch.Tensor) else s, dtype=np.float32) for s in spines]
-    pred = estimate_lines(estimator, backs, esl if esl is not None else spines_list, num_points)
+    pred = estimate_lines(estimator, backs, esl if esl is not None else spines_list, num_points, landmarks=landmarks)
     k = pred.shape[1]
     true = np.stack([resample_polyline(orient_top_down(s), k) for s in spines_list])
     rows = line_errors(pred, true)
@@ -187,6 +192,22 @@ def _lines(scans: list[BackScan], line: str, option: str) -> tuple[list[Any], li
                 f"the {line.upper()} and needs {need} per scan (the requested line of a generated scan)"
             )
     return [getattr(s, line) for s in scans], [s.esl for s in scans]
+
+
+def scan_landmarks(scans: list[BackScan], option: str) -> list[np.ndarray]:
+    """Each scan's (4, 3) C7, DL, DR, DM in mm, for a landmark-frame estimator (DL / DR NaN where a scan lacks them:
+    the frame uses C7 and DM only); raises naming the first scan without C7 or DM."""
+    out = []
+    for scan in scans:
+        missing = [k for k in ("C7", "DM") if k not in scan.landmarks]
+        if missing:
+            raise ValueError(
+                f"{option} scan {scan.name!r} has no {' and '.join(missing)} landmark; this "
+                "estimator reads scans in the landmark frame (C7-DM). Use scans with landmarks (real scans, phantoms, backs "
+                "generated for a subject file or phantom parameters) or an ESL-frame estimator (configs/estimator.yaml)"
+            )
+        out.append(np.stack([np.asarray(scan.landmarks.get(k, np.full(3, np.nan)), np.float64) for k in ("C7", "DL", "DR", "DM")]))
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -388,7 +409,9 @@ def spine_estimator(
     sets = [("generated", inputs.generated)] + ([("reference", inputs.reference)] if inputs.reference else [])
     for label, scans in sets:
         targets, esl = _lines(scans, line, f"--{label}")
-        res = spine_estimator_metric(model, [s.points for s in scans], targets, esl=esl, names=[s.name for s in scans])
+        landmarks = scan_landmarks(scans, f"--{label}") if model.hparams.input_frame == "landmarks" else None
+        res = spine_estimator_metric(model, [s.points for s in scans], targets, esl=esl, names=[s.name for s in scans],
+                                     landmarks=landmarks)
         tag = f"{line.upper()} estimator, {label}" + (" (floor)" if label == "reference" else "")
         summary.update({f"{tag} {name}": float(res[key]) for key, name in _KEYS})
         per_sample[label] = res["per_subject"]
