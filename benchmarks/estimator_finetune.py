@@ -43,7 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.reporting import DEFAULT_PCDARE, command_line, finished_run, hardware_info, load_line, markdown_table, publish
+from benchmarks.reporting import (DEFAULT_PCDARE, command_line, finished_run, hardware_info, labelled_path, load_line,
+                                  markdown_table, publish)
 from benchmarks.spine_baselines import fold_split, furrow_lines, landmarks_of, resampled, select_setting, trunk_widths
 
 #: Rows that do not depend on the inits (the per-init rows come from :func:`init_rows`).
@@ -78,13 +79,10 @@ def parse_inits(values: list[str]) -> dict[str, Path]:
     """
     inits: dict[str, Path] = {}
     for value in values:
-        label, sep, path = value.partition("=")
-        label, path = (label, path) if sep else (DEFAULT_LABEL, value)
-        if not label or not path:
-            raise ValueError(f"--init {value!r}: expected LABEL=PATH or PATH")
+        label, path = labelled_path(value, "--init", DEFAULT_LABEL)
         if label in inits:
             raise ValueError(f"--init: label {label!r} given twice")
-        inits[label] = Path(path)
+        inits[label] = path
     return inits
 
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.reporting import command_line, finished_run, hardware_info, load_line, markdown_table, publish
+from benchmarks.reporting import command_line, finished_run, hardware_info, labelled_path, load_line, markdown_table, publish
 
 #: Issue #12's Cobb target: the judged Cobb angle within this many degrees of the requested one.
 COBB_TOLERANCE_DEG = 5.0
@@ -43,12 +43,13 @@ LARGE_ESL_COBB_DEG = 20.0
 
 def parse_backs(spec: str) -> tuple[str, Path]:
     """``"LABEL=PATH.npz"`` -> (label, path); the file must exist."""
-    label, sep, path = spec.partition("=")
-    if not sep or not label or not path:
-        raise argparse.ArgumentTypeError(f"--backs takes LABEL=PATH.npz, got {spec!r}")
-    if not Path(path).is_file():
+    try:
+        label, path = labelled_path(spec, "--backs")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    if not path.is_file():
         raise argparse.ArgumentTypeError(f"--backs {label}: {path} does not exist")
-    return label, Path(path)
+    return label, path
 
 
 def load_backs(path: Path) -> dict[str, Any]:

@@ -118,6 +118,21 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
 
 
+def labelled_path(spec: str, option: str, default_label: str | None = None) -> tuple[str, Path]:
+    """``"LABEL=PATH"`` (or a bare ``PATH`` when ``default_label`` is given) -> (label, path), for the repeatable
+    ``--option LABEL=PATH`` arguments of the benchmarks.
+
+    Raises:
+        ValueError: an empty label or path, or a bare path where no default label is allowed.
+    """
+    label, sep, path = spec.partition("=")
+    if not sep:
+        label, path = default_label or "", spec
+    if not label or not path:
+        raise ValueError(f"{option} takes LABEL=PATH" + (" or PATH" if default_label else "") + f", got {spec!r}")
+    return label, Path(path)
+
+
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:
     """A Markdown table: ``columns`` are (key, header, format spec); missing or None values print as '-'."""
     head = "| " + " | ".join(h for _, h, _ in columns) + " |"
