@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         "", markdown_table(paired, paired_columns), "",
         f"Mean ± SD over {table[0]['n']} subjects (SD of each subject's mean over seeds), seeds {args.seeds}"
         + (" (the range of the per-seed means in brackets)" if len(args.seeds) > 1 else "") + ". Pre-trained inits: "
-        + ", ".join(f"{label} = `{path}`" for label, path in args.inits.items()) + ". Fine-tune: {args.steps} steps x batch"
+        + ", ".join(f"{label} = `{path}`" for label, path in args.inits.items()) + f". Fine-tune: {args.steps} steps x batch"
         f" {args.batch_size} at 2048 points, lr {args.lr} (cosine), on each fold's training subjects; the real-only row"
         " trains the same network from random weights with the same settings. Landmark frame (C7-DM) for every network"
         " row; the furrow path reads between the landmark heights with its setting chosen on the training subjects."

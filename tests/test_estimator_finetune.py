@@ -61,12 +61,13 @@ def test_tiny_run_on_pcdare(pcdare_dir, tmp_path, monkeypatch):
     first = save_estimator(SpineEstimator(line="esl", input_frame="landmarks", net_kwargs=TINY).eval(), tmp_path / "a", 2048)
     second = save_estimator(SpineEstimator(line="esl", input_frame="landmarks", net_kwargs=TINY).eval(), tmp_path / "b", 2048)
     written = {}
-    monkeypatch.setattr(estimator_finetune, "publish", lambda stem, payload, md: written.update(payload) or 0)
+    monkeypatch.setattr(estimator_finetune, "publish", lambda stem, payload, md: written.update(payload, md=md) or 0)
     assert estimator_finetune.main(["--init", str(first), "--init", f"other={second}", "--data", str(pcdare_dir),
                                     "--folds", "2", "--steps", "2", "--seeds", "0", "1"]) == 0
     rows = estimator_finetune.all_rows(["phantom", "other"])
     assert {r["row"] for r in written["per_subject"]} == set(rows)
     assert len(written["per_subject"]) == len(rows) * 20 * 2 and all(np.isfinite(r["esl_rms_mm"]) for r in written["per_subject"])
+    assert "{" not in written["md"] and "2 steps x batch" in written["md"]  # every f-string filled in
     assert [p["row"] for p in written["paired"]] == ["phantom-pretrained + fine-tuned", "other-pretrained + fine-tuned"]
     with pytest.raises(SystemExit):  # an ESL-frame estimator cannot read a new patient's scan
         esl_frame = save_estimator(SpineEstimator(line="esl", input_frame="esl", net_kwargs=TINY).eval(), tmp_path / "e", 2048)
