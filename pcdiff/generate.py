@@ -174,19 +174,18 @@ def read_spine_file(path: Path, which: str | None = "esl") -> np.ndarray:
     return read_spine_line(path, which)
 
 
+def file_spine(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """What a spine file holds beside its requested line, from one parse: ``{"esl", "isl"}`` (each (L, 3) mm, top ->
+    bottom) where it holds both lines, else ``{}`` (an unlabelled line is one line), and its landmarks ({name: (3,) mm},
+    a subject JSON's ``specialPts``; ``{}`` for a CSV or none)."""
+    parsed = read_spine_lines(path)
+    both = parsed["esl"] is not None and parsed["isl"] is not None
+    return ({k: orient_top_down(parsed[k]) for k in ("esl", "isl")} if both else {}), parsed["landmarks"]
+
+
 def both_lines(path: Path) -> dict[str, np.ndarray]:
     """``{"esl", "isl"}`` (each (L, 3) mm, top -> bottom) of a file that holds both lines, else ``{}``."""
-    try:
-        lines = {which: orient_top_down(read_spine_file(path, which)) for which in ("esl", "isl")}
-    except ValueError:  # a labelled file with one line refuses the other
-        return {}
-    # an unlabelled file gives its one line for either
-    return {} if np.array_equal(lines["esl"], lines["isl"]) else lines
-
-
-def file_landmarks(path: Path) -> dict[str, np.ndarray]:
-    """The landmarks ({name: (3,) mm}) a spine file holds (a subject's JSON ``specialPts``), ``{}`` for a CSV or none."""
-    return read_spine_lines(path)["landmarks"] if Path(path).suffix.lower() == ".json" else {}
+    return file_spine(path)[0]
 
 
 def _phantom_request(name: str, params: SpineParams, which: str, source: str) -> SpineRequest:
@@ -211,7 +210,8 @@ def spine_requests(args: argparse.Namespace, which: str | None) -> list[SpineReq
             path = Path(path)
             line = orient_top_down(read_spine_file(path, which))
             name = path.parent.name if path.stem.endswith("_processed") else path.stem
-            requests.append(SpineRequest(name, line, {"spine_source": str(path)}, file_landmarks(path), both_lines(path)))
+            lines, landmarks = file_spine(path)
+            requests.append(SpineRequest(name, line, {"spine_source": str(path)}, landmarks, lines))
     elif given:
         if "cobb" in given and "curve_type" not in given and any(c > 0 for c in given["cobb"]):
             raise ValueError("--cobb > 0 needs --curve-type (thoracic, thoracolumbar, lumbar, double_major)")
