@@ -37,8 +37,8 @@ import logging
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -86,6 +86,18 @@ def parse_inits(values: list[str]) -> dict[str, Path]:
     return inits
 
 
+def load_landmark_esl_estimator(path: Path, what: str) -> Any:
+    """The ``SpineEstimator`` at ``path`` (checkpoint or exported folder); ``SystemExit`` naming ``what`` (the option as
+    given) unless it predicts the ESL in the landmark frame (C7-DM), the frame a new patient's scan gives."""
+    from pcdiff.estimator.checkpoints import load_estimator
+
+    model = load_estimator(path)
+    if model.hparams.input_frame != "landmarks" or model.hparams.line != "esl":
+        raise SystemExit(f"{what}: needs an ESL estimator in the landmark frame (data.normalize=landmarks), got "
+                         f"{model.hparams.line.upper()} in the {model.hparams.input_frame!r} frame")
+    return model
+
+
 def train_on(model: Any, data: Path, test_names: list[str], steps: int, lr: float, batch_size: int, seed: int,
              cache_dir: str) -> Any:
     """``model`` (a ``SpineEstimator``) trained ``steps`` optimiser steps on the subjects of ``data`` not in
@@ -111,30 +123,28 @@ def train_on(model: Any, data: Path, test_names: list[str], steps: int, lr: floa
 def evaluate(args: argparse.Namespace) -> list[dict[str, Any]]:
     """One dict per (row, subject, seed): errors in mm / degrees."""
     from pcdiff.data.pcdare import read_pcdare
-    from pcdiff.estimator.checkpoints import load_estimator
     from pcdiff.estimator.isl_offset import fit_isl_offset
 
+    zero_shot = {label: load_landmark_esl_estimator(path, f"--init {label}={path}") for label, path in args.inits.items()}
     scans = list(read_pcdare(args.data))
     fold_of = fold_split(len(scans), args.folds)
     furrow, furrow_err = furrow_lines(scans)
     widths = trunk_widths(scans)
-    zero_shot = {label: load_estimator(path) for label, path in args.inits.items()}
-    for label, model in zero_shot.items():
-        if model.hparams.input_frame != "landmarks" or model.hparams.line != "esl":
-            raise SystemExit(f"--init {label}={args.inits[label]}: needs an ESL estimator in the landmark frame (data.normalize="
-                             f"landmarks), got {model.hparams.line.upper()} in the {model.hparams.input_frame!r} frame")
+    folds = []  # (test subjects, context) per fold: the same for every seed
+    for f in range(args.folds):
+        train = [s for s, g in zip(scans, fold_of) if g != f]
+        test = [s for s, g in zip(scans, fold_of) if g == f]
+        choice = select_setting(furrow_err, fold_of != f)
+        folds.append((test, FoldContext(
+            path={s.name: furrow[s.name][choice][0] for s in test},
+            offset_model=fit_isl_offset([s.esl for s in train], [s.isl for s in train], [s.points for s in train],
+                                        [widths[s.name] for s in train]),
+            widths=widths, fold=f, seed=args.seeds[0])))  # fmt: skip
     out = []
     with tempfile.TemporaryDirectory() as cache:  # the preprocessed scans, shared by every fine-tune of the run
         for seed in args.seeds:
-            for f in range(args.folds):
-                train = [s for s, g in zip(scans, fold_of) if g != f]
-                test = [s for s, g in zip(scans, fold_of) if g == f]
-                context = FoldContext(
-                    path={s.name: furrow[s.name][select_setting(furrow_err, fold_of != f)][0] for s in test},
-                    offset_model=fit_isl_offset([s.esl for s in train], [s.isl for s in train], [s.points for s in train],
-                                                [widths[s.name] for s in train]),
-                    widths=widths, fold=f, seed=seed)  # fmt: skip
-                out += fold_records(args, zero_shot, test, context, cache)
+            for test, context in folds:
+                out += fold_records(args, zero_shot, test, replace(context, seed=seed), cache)
     return out
 
 

@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.estimator_finetune import load_landmark_esl_estimator
 from benchmarks.reporting import (DEFAULT_PCDARE, command_line, finished_run, hardware_info, labelled_path, load_line,
                                   markdown_table, publish)
 from benchmarks.spine_baselines import fold_split, landmarks_of, resampled
+from benchmarks.train_on_synthetic import MEASURES, read_row
 from pcdiff.geometry.polyline import orient_top_down
-
-MEASURES = (("lateral_rms_mm", "ESL lateral RMS [mm]"), ("rms_mm", "ESL 3D RMS [mm]"), ("cobb_abs_err_deg", "ESL Cobb error [deg]"))
 
 
 def landmark_offsets(scan: Any) -> np.ndarray:
@@ -49,43 +49,31 @@ def mapped_landmarks(landmarks: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return out
 
 
-def evaluate(estimators: dict[str, Path], data: Path, folds: int, seed: int) -> list[dict[str, Any]]:
-    """One record per (estimator, landmarks raw / mapped, subject)."""
-    from pcdiff.data.pcdare import read_pcdare
-    from pcdiff.estimator.checkpoints import load_estimator
+def evaluate(estimators: dict[str, Path], scans: list[Any], folds: int, seed: int) -> list[dict[str, Any]]:
+    """One record per (estimator, landmarks raw / mapped, subject of ``scans``): its ``line_errors`` row."""
     from pcdiff.estimator.eval_metric import estimate_lines
     from pcdiff.estimator.metrics import line_errors
 
-    scans = list(read_pcdare(data))
     fold_of = fold_split(len(scans), folds)
     out = []
     for label, path in estimators.items():
-        model = load_estimator(path)
-        if model.hparams.input_frame != "landmarks" or model.hparams.line != "esl":
-            raise SystemExit(f"--estimator {label}: needs an ESL estimator in the landmark frame")
+        model = load_landmark_esl_estimator(path, f"--estimator {label}={path}")
         for f in range(folds):
             offsets = mean_landmark_offsets([s for s, g in zip(scans, fold_of) if g != f])
             for scan in (s for s, g in zip(scans, fold_of) if g == f):
-                for landmarks_used, lms in (("raw", landmarks_of(scan)), ("mapped in-fold", mapped_landmarks(landmarks_of(scan), offsets))):
+                raw = landmarks_of(scan)
+                for landmarks_used, lms in (("raw", raw), ("mapped in-fold", mapped_landmarks(raw, offsets))):
                     pred = estimate_lines(model, [scan.points], None, num_points=2048, seed=seed, landmarks=[lms])[0]
-                    e = line_errors(pred, resampled(scan.esl))[0]
                     out.append({"estimator": label, "landmarks": landmarks_used, "subject": scan.name, "fold": f,
-                                **{key: e[key] for key, _ in MEASURES}})  # fmt: skip
+                                **line_errors(pred, resampled(scan.esl))[0]})  # fmt: skip
     return out
 
 
 def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean ± SD over subjects per (estimator, landmarks), in order of first appearance."""
-    table = []
-    for est, lms in dict.fromkeys((r["estimator"], r["landmarks"]) for r in records):
-        recs = [r for r in records if r["estimator"] == est and r["landmarks"] == lms]
-        row: dict[str, Any] = {"estimator": est, "landmarks": lms, "n": len(recs)}
-        for key, _ in MEASURES:
-            vals = np.array([r[key] for r in recs])
-            row[key] = float(vals.mean())
-            row[key + "_text"] = f"{vals.mean():.1f} ± {vals.std(ddof=1):.1f}" if len(vals) > 1 else f"{vals.mean():.1f}"
-        table.append(row)
-    return table
+    """:func:`benchmarks.train_on_synthetic.read_row` per (estimator, landmarks), in order of first appearance."""
+    groups = dict.fromkeys((r["estimator"], r["landmarks"]) for r in records)
+    return [read_row([r for r in records if (r["estimator"], r["landmarks"]) == (est, lms)], estimator=est, landmarks=lms)
+            for est, lms in groups]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,13 +89,16 @@ def main(argv: list[str] | None = None) -> int:
         estimators = dict(labelled_path(v, "--estimator") for v in args.estimator)
     except ValueError as exc:
         parser.error(str(exc))
-    info, start = hardware_info(), time.perf_counter()
-    records = evaluate(estimators, args.data, args.folds, args.seed)
-    table = summarise(records)
-    record = finished_run(info, time.perf_counter() - start)
+    if args.folds < 2:
+        parser.error("--folds must be >= 2")
     from pcdiff.data.pcdare import read_pcdare
 
-    offs = np.stack([landmark_offsets(s) for s in read_pcdare(args.data)])  # (S, 2, 3)
+    info, start = hardware_info(), time.perf_counter()
+    scans = list(read_pcdare(args.data))
+    records = evaluate(estimators, scans, args.folds, args.seed)
+    table = summarise(records)
+    record = finished_run(info, time.perf_counter() - start)
+    offs = np.stack([landmark_offsets(s) for s in scans])  # (S, 2, 3)
     convention = (f"C7 - ESL top: mean {np.round(offs[:, 0].mean(0), 1).tolist()} mm, SD {np.round(offs[:, 0].std(0, ddof=1), 1).tolist()};"
                   f" DM - ESL bottom: mean {np.round(offs[:, 1].mean(0), 1).tolist()} mm, SD {np.round(offs[:, 1].std(0, ddof=1), 1).tolist()}"
                   " (x lateral, y up, z towards the scanner)")

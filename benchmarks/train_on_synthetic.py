@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.estimator_finetune import load_landmark_esl_estimator
 from benchmarks.reporting import command_line, finished_run, hardware_info, labelled_path, load_line, markdown_table, publish
 
 #: Measures of each row, (key of a line_errors row, column header).
@@ -31,10 +32,11 @@ MEASURES = (("lateral_rms_mm", "ESL lateral RMS [mm]"), ("rms_mm", "ESL 3D RMS [
             ("cobb_abs_err_deg", "ESL Cobb error [deg]"))
 
 
-def read_row(per_scan: list[dict[str, Any]], estimator: str, scans: str) -> dict[str, Any]:
-    """One table row from the ``line_errors`` rows of one estimator on one scan set: mean ± SD over the scans of each
-    measure, and the correlation of the read and the true ESL Cobb angles."""
-    row: dict[str, Any] = {"estimator": estimator, "scans": scans, "n": len(per_scan)}
+def read_row(per_scan: list[dict[str, Any]], **labels: str) -> dict[str, Any]:
+    """One table row from the ``line_errors`` rows of one estimator on one scan set (``labels``, e.g. ``estimator=...,
+    scans=...``, start the row): mean ± SD over the scans of each measure, and the correlation of the read and the true
+    ESL Cobb angles."""
+    row: dict[str, Any] = {**labels, "n": len(per_scan)}
     for key, _ in MEASURES:
         vals = np.array([r[key] for r in per_scan], dtype=np.float64)
         row[key] = float(vals.mean())
@@ -48,14 +50,9 @@ def read_row(per_scan: list[dict[str, Any]], estimator: str, scans: str) -> dict
 def evaluate(estimators: dict[str, Path], scan_sets: dict[str, Path], num_points: int, seed: int) -> tuple[list, list]:
     """(table rows, per-scan records) of every estimator on every scan set."""
     from pcdiff.data.readers.dataset import read_dataset
-    from pcdiff.estimator.checkpoints import load_estimator
     from pcdiff.estimator.eval_metric import scan_landmarks, spine_estimator_metric
 
-    models = {label: load_estimator(path) for label, path in estimators.items()}
-    for label, model in models.items():
-        if model.hparams.input_frame != "landmarks" or model.hparams.line != "esl":
-            raise SystemExit(f"--estimator {label}: needs an ESL estimator in the landmark frame, got "
-                             f"{model.hparams.line.upper()} in the {model.hparams.input_frame!r} frame")
+    models = {label: load_landmark_esl_estimator(path, f"--estimator {label}={path}") for label, path in estimators.items()}
     table, records = [], []
     for set_label, folder in scan_sets.items():
         scans = list(read_dataset(folder))
@@ -68,7 +65,7 @@ def evaluate(estimators: dict[str, Path], scan_sets: dict[str, Path], num_points
             res = spine_estimator_metric(model, [s.points for s in scans], [s.esl for s in scans], num_points=num_points,
                                          names=[s.name for s in scans], landmarks=landmarks)  # fmt: skip
             per_scan = res["per_subject"]
-            row = read_row(per_scan, label, set_label)
+            row = read_row(per_scan, estimator=label, scans=set_label)
             row["ms_per_scan"] = 1000 * (time.perf_counter() - start) / len(scans)
             table.append(row)
             records += [{"estimator": label, "scans": set_label, **r} for r in per_scan]

@@ -36,8 +36,8 @@ def test_mapping_moves_c7_and_dm_back_onto_the_esl_ends_and_leaves_the_dimples()
 
 
 def test_summarise_keeps_the_order_of_first_appearance():
-    recs = [{"estimator": e, "landmarks": m, "lateral_rms_mm": v, "rms_mm": v, "cobb_abs_err_deg": v}
-            for e in ("b", "a") for m in ("raw", "mapped in-fold") for v in (1.0, 3.0)]  # fmt: skip
+    recs = [{"estimator": e, "landmarks": m, "lateral_rms_mm": v, "rms_mm": v, "cobb_abs_err_deg": v, "cobb_pred_deg": v,
+             "cobb_true_deg": v} for e in ("b", "a") for m in ("raw", "mapped in-fold") for v in (1.0, 3.0)]  # fmt: skip
     table = lc.summarise(recs)
     assert [(t["estimator"], t["landmarks"]) for t in table] == [("b", "raw"), ("b", "mapped in-fold"), ("a", "raw"), ("a", "mapped in-fold")]
     assert table[0]["rms_mm_text"] == "2.0 ± 1.4" and table[0]["n"] == 2

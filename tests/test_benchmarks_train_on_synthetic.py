@@ -17,7 +17,8 @@ TINY = dict(width=16, num_centres=(32, 8), radii=(0.1, 0.25), num_neighbours=(8,
 def test_read_row_gives_mean_sd_and_cobb_correlation():
     per_scan = [{"lateral_rms_mm": v, "rms_mm": 2 * v, "cobb_abs_err_deg": v, "cobb_pred_deg": 10 * v, "cobb_true_deg": 10 * v + 1}
                 for v in (1.0, 3.0)]  # fmt: skip
-    row = train_on_synthetic.read_row(per_scan, "phantoms", "heldout")
+    row = train_on_synthetic.read_row(per_scan, estimator="phantoms", scans="heldout")
+    assert row["estimator"] == "phantoms" and row["scans"] == "heldout"
     assert row["n"] == 2 and row["rms_mm"] == 4.0 and row["rms_mm_text"] == "4.0 ± 2.8"
     assert row["cobb_r"] == pytest.approx(1.0)
 
