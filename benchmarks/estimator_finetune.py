@@ -261,6 +261,36 @@ def paired_difference(per_subject: list[dict[str, Any]], row: str, reference: st
     return out
 
 
+#: Clinical Cobb band edges (degrees) of the per-band table: mild < 25, moderate 25-40, large >= 40 (the large-curve
+#: backs of ``configs/estimator_mix_large_diffusion_landmarks.yaml`` are drawn with Cobb >= 40).
+COBB_BAND_EDGES = (25.0, 40.0)
+
+
+def band_names(edges: tuple[float, ...] = COBB_BAND_EDGES) -> list[str]:
+    """Readable names of the bands that ``edges`` cut: ``["< 25", "25-40", ">= 40"]``."""
+    inner = [f"{lo:.0f}-{hi:.0f}" for lo, hi in zip(edges[:-1], edges[1:])]
+    return [f"< {edges[0]:.0f}", *inner, f">= {edges[-1]:.0f}"]
+
+
+def by_cobb_band(per_subject: list[dict[str, Any]], rows: list[str],
+                 edges: tuple[float, ...] = COBB_BAND_EDGES) -> list[dict[str, Any]]:
+    """One dict per row: for each clinical Cobb band, the mean over its subjects and the seeds of the ESL 3D RMS (mm)
+    and the clinical Cobb error on the row's ISL (degrees), as text ``"10.2 mm / 7.1°"``; ``n_<band>`` counts the
+    subjects. A band with no subject reads ``None``."""
+    names = band_names(edges)
+    table = []
+    for row in rows:
+        recs = [r for r in per_subject if r["row"] == row]
+        out: dict[str, Any] = {"row": row}
+        for name, lo, hi in zip(names, (-np.inf, *edges), (*edges, np.inf)):
+            inside = [r for r in recs if lo <= r["cobb_clinical_deg"] < hi]
+            out["n_" + name] = len({r["subject"] for r in inside})
+            out[name] = (f"{np.mean([r['esl_rms_mm'] for r in inside]):.1f} mm / "
+                         f"{np.mean([r['cobb_abs_err_deg'] for r in inside]):.1f}°") if inside else None
+        table.append(out)
+    return table
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--init", action="append", required=True, metavar="[LABEL=]PATH",
@@ -284,10 +314,15 @@ def main(argv: list[str] | None = None) -> int:
     info, start = hardware_info(), time.perf_counter()
     per_subject = evaluate(args)
     table = summarise(per_subject, all_rows(list(args.inits)))
-    paired = [paired_difference(per_subject, init_rows(label)[1], SHARED_ROWS[1]) for label in args.inits]
+    labels = list(args.inits)
+    paired = [paired_difference(per_subject, init_rows(label)[1], SHARED_ROWS[1]) for label in labels]
+    against_first = [paired_difference(per_subject, init_rows(label)[1], init_rows(labels[0])[1]) for label in labels[1:]]
     paired_columns = [("row", "fine-tuned from", "")] + [(f"{key}_text", f"{name} difference", "") for key, name in
                                                          zip(MEASURES, ("ESL lateral [mm]", "ESL 3D [mm]", "ESL Cobb [deg]",
                                                                         "ISL [mm]", "clinical Cobb [deg]"))]
+    bands = by_cobb_band(per_subject, [init_rows(label)[1] for label in args.inits] + list(SHARED_ROWS[1:3]))
+    band_columns = [("row", "ESL estimator", "")] + [(name, f"Cobb {name}° (n={bands[0]['n_' + name]})", "")
+                                                     for name in band_names()]
     wall = time.perf_counter() - start
     record = finished_run(info, wall)
     columns = [("row", "ESL estimator", ""), ("esl_lateral_rms_mm_text", "ESL lateral RMS [mm]", ""),
@@ -301,6 +336,10 @@ def main(argv: list[str] | None = None) -> int:
         "Pre-training against none (each fine-tuned row minus `real only, same steps`, the same subject and seed; mean"
         " over subjects and seeds, the range of the per-seed means, and the subjects better on average over seeds):",
         "", markdown_table(paired, paired_columns), "",
+        *([f"Each other init against the first (`{labels[0]}`), fine-tuned rows, the same subject and seed:", "",
+           markdown_table(against_first, paired_columns), ""] if against_first else []),
+        "By clinical Cobb band (ESL 3D RMS / Cobb MAE vs clinical on the row's ISL; mean over the band's subjects and"
+        " the seeds):", "", markdown_table(bands, band_columns), "",
         f"Mean ± SD over {table[0]['n']} subjects (SD of each subject's mean over seeds), seeds {args.seeds}"
         + (" (the range of the per-seed means in brackets)" if len(args.seeds) > 1 else "") + ". Pre-trained inits: "
         + ", ".join(f"{label} = `{path}`" for label, path in args.inits.items()) + f". Fine-tune: {args.steps} steps x batch"
@@ -316,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         " (or its least-squares lean as well).",
         "", load_line(record, ".0f")
     ])
-    payload = {**record, "settings": {k: str(v) for k, v in vars(args).items()}, "table": table, "paired": paired,
+    payload = {**record, "settings": {k: str(v) for k, v in vars(args).items()}, "table": table, "paired": paired, "against_first": against_first, "bands": bands,
                "per_subject": per_subject}
     return publish(args.stem, payload, md)
 

@@ -47,6 +47,21 @@ def test_paired_difference_counts_subjects_better_than_the_reference():
     assert worse["cobb_abs_err_deg_better"] == 0
 
 
+def test_cobb_bands_split_subjects_by_their_clinical_angle():
+    def rec(row, subject, cobb, esl, err):
+        return {"row": row, "subject": subject, "seed": 0, "cobb_clinical_deg": cobb, "esl_rms_mm": esl,
+                "cobb_abs_err_deg": err}
+
+    records = [rec("r", "a", 10.0, 4.0, 2.0), rec("r", "b", 24.9, 6.0, 4.0), rec("r", "c", 25.0, 9.0, 1.0),
+               rec("r", "d", 40.0, 20.0, 10.0), rec("q", "a", 10.0, 1.0, 1.0)]  # fmt: skip
+    assert estimator_finetune.band_names() == ["< 25", "25-40", ">= 40"]
+    (band,) = estimator_finetune.by_cobb_band(records, ["r"])
+    assert band["< 25"] == "5.0 mm / 3.0°" and band["n_< 25"] == 2
+    assert band["25-40"] == "9.0 mm / 1.0°" and band[">= 40"] == "20.0 mm / 10.0°"
+    (empty,) = estimator_finetune.by_cobb_band(records, ["q"])
+    assert empty["25-40"] is None and empty["n_>= 40"] == 0
+
+
 def test_parse_inits_takes_labels_or_a_bare_path():
     assert estimator_finetune.parse_inits(["a.ckpt"]) == {"phantom": Path("a.ckpt")}
     assert estimator_finetune.parse_inits(["phantoms=a", "diffusion=b"]) == {"phantoms": Path("a"), "diffusion": Path("b")}
@@ -68,6 +83,10 @@ def test_tiny_run_on_pcdare(pcdare_dir, tmp_path, monkeypatch):
     assert {r["row"] for r in written["per_subject"]} == set(rows)
     assert len(written["per_subject"]) == len(rows) * 20 * 2 and all(np.isfinite(r["esl_rms_mm"]) for r in written["per_subject"])
     assert "{" not in written["md"] and "2 steps x batch" in written["md"]  # every f-string filled in
+    assert [b["row"] for b in written["bands"]][:2] == ["phantom-pretrained + fine-tuned", "other-pretrained + fine-tuned"]
+    assert "By clinical Cobb band" in written["md"] and "against the first (`phantom`)" in written["md"]
+    assert [(p["row"], p["reference"]) for p in written["against_first"]] == [
+        ("other-pretrained + fine-tuned", "phantom-pretrained + fine-tuned")]
     assert [p["row"] for p in written["paired"]] == ["phantom-pretrained + fine-tuned", "other-pretrained + fine-tuned"]
     with pytest.raises(SystemExit):  # an ESL-frame estimator cannot read a new patient's scan
         esl_frame = save_estimator(SpineEstimator(line="esl", input_frame="esl", net_kwargs=TINY).eval(), tmp_path / "e", 2048)
