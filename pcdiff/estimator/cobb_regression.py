@@ -13,6 +13,10 @@ benchmarks.spine_baselines``): beside the furrow-path ESL, Cobb MAE 6.8 +- 4.2 d
 against 7.8 +- 6.8 deg (r = 0.43) for the Cobb angle of the ISL estimate built on the same ESL and 9.1 deg for the
 training subjects' mean angle; beside the true ESL 6.6 deg. It gives the angle only, not the line.
 
+Tried and not kept (scratch script, the same folds and in-fold furrow settings): adding the furrow-path ESL's own Cobb
+angle as a second regressor, 7.0 deg (median 5.8, r 0.58); adding the Cobb angle of the ISL estimate instead, 7.7;
+all three, 8.1. With 16 training subjects per fold the extra slopes cost more than they bring.
+
 Units: points and lines in mm (pcdiff frame: x lateral, y up, z towards the scanner), angles in degrees.
 """
 
