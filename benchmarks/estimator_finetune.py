@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     paired_columns = [("row", "fine-tuned from", "")] + [(f"{key}_text", f"{name} difference", "") for key, name in
                                                          zip(MEASURES, ("ESL lateral [mm]", "ESL 3D [mm]", "ESL Cobb [deg]",
                                                                         "ISL [mm]", "clinical Cobb [deg]"))]
-    bands = by_cobb_band(per_subject, [init_rows(label)[1] for label in args.inits] + list(SHARED_ROWS[1:3]))
+    bands = by_cobb_band(per_subject, [init_rows(label)[1] for label in labels] + list(SHARED_ROWS[1:3]))
     band_columns = [("row", "ESL estimator", "")] + [(name, f"Cobb {name}° (n={bands[0]['n_' + name]})", "")
                                                      for name in band_names()]
     wall = time.perf_counter() - start
@@ -355,8 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         " (or its least-squares lean as well).",
         "", load_line(record, ".0f")
     ])
-    payload = {**record, "settings": {k: str(v) for k, v in vars(args).items()}, "table": table, "paired": paired, "against_first": against_first, "bands": bands,
-               "per_subject": per_subject}
+    payload = {**record, "settings": {k: str(v) for k, v in vars(args).items()}, "table": table, "paired": paired,
+               "against_first": against_first, "bands": bands, "per_subject": per_subject}
     return publish(args.stem, payload, md)
 
 

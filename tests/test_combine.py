@@ -33,6 +33,10 @@ def test_combine_refuses_to_write_into_a_used_folder_and_bad_sources(tmp_path):
         combine_folders(tmp_path / "new", {"a": tmp_path / "a"}, {"b": 1})
     with pytest.raises(ValueError, match=">= 1"):
         combine_folders(tmp_path / "new", {"a": tmp_path / "a"}, {"a": 0})
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="holds no file"):  # checked before anything is linked
+        combine_folders(tmp_path / "new", {"a": tmp_path / "a", "e": tmp_path / "empty"})
+    assert not (tmp_path / "new").exists()
     for bad in ("nolabel", "=dir", "a/b=dir"):
         with pytest.raises(ValueError):
             parse_labelled(bad, "a source")
@@ -46,3 +50,6 @@ def test_cli_reports_errors_by_exit(tmp_path, capsys):
         main(["--out", str(tmp_path / "mix"), f"p={tmp_path / 'a'}"])
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path / "m2"), f"p={tmp_path / 'a'}", f"p={tmp_path / 'a'}"])
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "m3"), f"p={tmp_path / 'a'}", "--first", "p=two"])
+    assert "--first p=two" in capsys.readouterr().err

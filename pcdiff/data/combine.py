@@ -60,21 +60,23 @@ def combine_folders(out: Path | str, sources: Mapping[str, Path | str], first: M
             raise FileNotFoundError(f"source {label}={src} is not a folder")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} exists and is not an empty folder; choose a new --out")
-    counts: dict[str, int] = {}
-    for label, src in sources.items():
-        src = Path(src).resolve()
-        entries = sorted(src.iterdir(), key=lambda p: p.name)
-        if label in first:
-            entries = entries[: first[label]]
-        files = [p for e in entries for p in ([e] if e.is_file() else sorted(e.rglob("*"))) if p.is_file()]
-        if not files:
-            raise ValueError(f"source {label}={src} holds no file")
-        for f in files:
-            link = out / label / f.relative_to(src)
+    files = {label: _source_files(Path(src).resolve(), first.get(label)) for label, src in sources.items()}
+    for label, found in files.items():  # every source checked before the first link is written
+        if not found:
+            raise ValueError(f"source {label}={sources[label]} holds no file")
+    for label, found in files.items():
+        root = Path(sources[label]).resolve()
+        for f in found:
+            link = out / label / f.relative_to(root)
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(f)
-        counts[label] = len(files)
-    return counts
+    return {label: len(found) for label, found in files.items()}
+
+
+def _source_files(src: Path, first: int | None) -> list[Path]:
+    """The files under ``src`` (absolute), from its first ``first`` top-level entries by name (all when None)."""
+    entries = sorted(src.iterdir(), key=lambda p: p.name)[:first]
+    return [p for e in entries for p in ([e] if e.is_file() else sorted(e.rglob("*"))) if p.is_file()]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,7 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sources = dict(parse_labelled(s, "a source") for s in args.sources)
         if len(sources) != len(args.sources):
             raise ValueError("each source needs its own label")
-        first = {label: int(n) for label, n in (parse_labelled(s, "--first") for s in args.first)}
+        first = {}
+        for label, n in (parse_labelled(s, "--first") for s in args.first):
+            if not n.isdigit():
+                raise ValueError(f"--first {label}={n}: the count must be a whole number")
+            first[label] = int(n)
         counts = combine_folders(args.out, {k: Path(v) for k, v in sources.items()}, first)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         parser.error(str(exc))
