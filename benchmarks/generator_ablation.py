@@ -257,8 +257,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="sample with Karras sigmas (steps concentrated at low noise, where a back gets thin)")
     parser.add_argument("--lr-schedule", default=None, help="override the quickstart's LR schedule (e.g. constant_with_warmup)")
     parser.add_argument("--checkpoint", action="append", default=[], metavar="VARIANT=PATH",
-                        help="score this checkpoint as VARIANT instead of training it (repeatable); a label that is "
-                             "not a variant adds a row of its own (e.g. step2000=outputs/phantom_pretrain/step2000.ckpt)")
+                        help="score this checkpoint (.ckpt) or exported pipeline folder (pretrained/phantom-pvcnn) as "
+                             "VARIANT instead of training it (repeatable); a label that is not a variant adds a row of "
+                             "its own (e.g. step2000=outputs/phantom_pretrain/step2000.ckpt)")
     parser.add_argument("--row-sampler", action="append", default=[], type=parse_row_sampler,
                         metavar="LABEL=SAMPLER:STEPS[:karras]",
                         help="sample this row with its own sampler instead of --sampler/--steps/--karras, to compare "
@@ -289,10 +290,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def load_scored_model(path: str | Path) -> Any:
+    """A model to score: a ``PointDiffusion`` training checkpoint (``.ckpt``) or an exported pipeline folder
+    (``python -m pcdiff.export``, e.g. the shipped ``pretrained/phantom-pvcnn``), in eval mode on the CPU."""
+    from pcdiff.diffusion.module import PointDiffusion
+    from pcdiff.pipelines.spine_to_back import SpineToBackPipeline
+
+    if Path(path).is_dir():
+        pipe = SpineToBackPipeline.from_pretrained(path)
+        pipe.denoiser.eval()
+        return pipe
+    return PointDiffusion.load_from_checkpoint(path, map_location="cpu").eval()
+
+
+def density_scaled_skips(model: Any, train_points: int) -> list[Any] | None:
+    """Make the local-plane skip of every denoiser that samples or trains in ``model`` (a checkpoint's weights and
+    their EMA copy, or a pipeline's one denoiser) fit its plane over k scaled with the point count
+    (``reference_points = train_points``); returns those skips, or None when a denoiser has none."""
+    denoisers = [model.denoiser] + ([model.sampling_denoiser] if hasattr(model, "sampling_denoiser") else [])
+    skips = [getattr(d, "surface_skip", None) for d in denoisers]
+    if None in skips:
+        return None
+    for skip in skips:
+        skip.reference_points = train_points
+    return skips
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     import dataclasses
-
-    from pcdiff.diffusion.module import PointDiffusion
 
     args = parse_args(argv)
     judge = None
@@ -344,13 +369,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         change = VARIANTS[name][0] if name in VARIANTS else f"checkpoint {checkpoints[name]}"
         loads = [os.getloadavg()[0]]
         if name in checkpoints:
-            module, train_s = PointDiffusion.load_from_checkpoint(checkpoints[name], map_location="cpu").eval(), None
+            module, train_s = load_scored_model(checkpoints[name]), None
             if name in args.density_scaled_skip:
-                skips = [getattr(d, "surface_skip", None) for d in (module.denoiser, module.sampling_denoiser)]
-                if None in skips:
+                skips = density_scaled_skips(module, args.train_points)
+                if skips is None:
                     raise SystemExit(f"--density-scaled-skip {name}: the checkpoint has no local-plane skip")
-                for skip in skips:  # the trained weights and their EMA copy, which samples
-                    skip.reference_points = args.train_points
                 change += f" (skip k scaled: {skips[-1].neighbors_at(args.eval_points)} at {args.eval_points} points)"
         else:
             save = None if args.save_checkpoints is None else args.save_checkpoints / f"{name}.ckpt"

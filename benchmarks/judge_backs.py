@@ -19,13 +19,21 @@ read and the requested ESL (coronal tangent, :func:`pcdiff.geometry.cobb.cobb_an
 backs within 5 degrees (issue #12's target); the Pearson r of the read vs requested Cobb angles; and, paired per spine,
 the mean |difference| between the Cobb angle read off the generated back and off the true phantom by the same judge.
 
+With ``--calibrate-on DIR`` (true phantoms of a seed neither the judge nor the generator saw) every network row is
+repeated with the judge's Cobb reading calibrated on those phantoms (:mod:`pcdiff.estimator.judge_calibration`): a
+keypoint-regression judge reads large curves flatter than they are, and the calibration takes that bias out of its
+floor and of the generated backs alike.
+
     python -m benchmarks.judge_backs --estimator outputs/estimator_phantom_judge/last.ckpt \\
         --backs sde50=outputs/backs_samplers_stage2/sde50.npz --backs unipc20=outputs/backs_samplers_stage2/unipc20.npz
+    python -m benchmarks.judge_backs --estimator pretrained/phantom-esl-judge --backs shipped=outputs/backs_shipped100/shipped.npz \\
+        --calibrate-on outputs/phantom_s4_200
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.reporting import command_line, finished_run, hardware_info, labelled_path, load_line, markdown_table, publish
+from pcdiff.estimator.judge_calibration import CobbCalibration, calibrated_rows, fit_cobb_calibration
 
 #: Issue #12's Cobb target: the judged Cobb angle within this many degrees of the requested one.
 COBB_TOLERANCE_DEG = 5.0
@@ -112,6 +121,20 @@ def judge(name: str, backs: np.ndarray, esl: list[np.ndarray], names: list[str],
     return spine_estimator_metric(estimator, backs, esl, names=names)["per_subject"]
 
 
+def calibration_of(estimator: Any, folder: Path, test_names: list[str]) -> CobbCalibration:
+    """The network judge's Cobb calibration fitted on the true backs in ``folder`` (each read against its own ESL);
+    refuses a folder sharing a subject name with the scored spines (it must be independent of them)."""
+    from pcdiff.data.io import read_dataset
+
+    scans = read_dataset(folder)
+    shared = sorted({s.name for s in scans} & set(test_names))
+    if shared:
+        raise SystemExit(f"--calibrate-on {folder}: holds the scored spines {shared[:3]}...; calibrate on other phantoms")
+    reads = judge("network", [s.points for s in scans], [s.esl for s in scans], [s.name for s in scans], estimator)
+    reads = [r for r in reads if "error" not in r]
+    return fit_cobb_calibration([r["cobb_pred_deg"] for r in reads], [r["cobb_true_deg"] for r in reads])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backs", type=parse_backs, action="append", required=True, metavar="LABEL=PATH.npz",
@@ -122,8 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise-mm", type=float, nargs="*", default=[],
                         help="control rows: the true phantoms plus Gaussian noise of this SD (mm; in depth, 0.3x sideways and"
                              " up), as thick as generated backs or thicker: how far a back's thickness alone moves a judge")
+    parser.add_argument("--calibrate-on", type=Path, default=None, metavar="DIR",
+                        help="true phantom backs of a seed neither the judge nor the generator saw (e.g. python -m "
+                             "pcdiff.data.synth --out DIR --n 200 --seed 4): the network judge reads them, a straight "
+                             "line maps its Cobb reading to the true angle, and every network row is repeated with "
+                             "the calibrated reading (pcdiff.estimator.judge_calibration)")
     parser.add_argument("--stem", default="judge_backs", help="results file stem in benchmarks/results/")
     args = parser.parse_args(argv)
+    if args.calibrate_on is not None and args.estimator is None:
+        parser.error("--calibrate-on calibrates the network judge: give --estimator too")
     info, start = hardware_info(), time.perf_counter()
     estimator = None
     if args.estimator is not None:
@@ -138,20 +168,25 @@ def main(argv: list[str] | None = None) -> int:
     for label, data in rows[1:]:
         if data["names"] != first["names"]:
             parser.error(f"--backs {label}: its spines differ from {rows[0][0]}'s; every file must hold the same test spines")
+    calibration = None if args.calibrate_on is None else calibration_of(estimator, args.calibrate_on, first["names"])
     table, per_back = [], {}
     for judge_name in judges:
         floor = judge(judge_name, first["true"], first["esl"], first["names"], estimator)
-        per_back[f"{judge_name}/floor"] = floor
-        table.append({"judge": judge_name, "backs": "true phantoms (floor)", **judge_row(floor)})
+        reads = [("true phantoms (floor)", "floor", floor)]
         for sigma in args.noise_mm:
             noisy = noisy_backs(first["true"], sigma)
-            read = judge(judge_name, noisy, first["esl"], first["names"], estimator)
-            per_back[f"{judge_name}/noise{sigma:g}"] = read
-            table.append({"judge": judge_name, "backs": f"true phantoms + {sigma:g} mm noise (control)", **judge_row(read, floor)})
+            reads.append((f"true phantoms + {sigma:g} mm noise (control)", f"noise{sigma:g}",
+                          judge(judge_name, noisy, first["esl"], first["names"], estimator)))
         for label, data in rows:
-            read = judge(judge_name, data["backs"], data["esl"], data["names"], estimator)
-            per_back[f"{judge_name}/{label}"] = read
-            table.append({"judge": judge_name, "backs": label, **judge_row(read, floor)})
+            reads.append((label, label, judge(judge_name, data["backs"], data["esl"], data["names"], estimator)))
+        readers = [(judge_name, reads)]
+        if judge_name == "network" and calibration is not None:  # the same readings, their Cobb angle calibrated
+            readers.append(("network, calibrated", [(t, k, calibrated_rows(r, calibration)) for t, k, r in reads]))
+        for reader, reader_reads in readers:
+            floor = reader_reads[0][2]
+            for i, (title, key, read) in enumerate(reader_reads):
+                per_back[f"{reader}/{key}"] = read
+                table.append({"judge": reader, "backs": title, **judge_row(read, floor if i else None)})
     wall = time.perf_counter() - start
     record = finished_run(info, wall)
     columns = [("judge", "judge", ""), ("backs", "backs", ""), ("lateral_rms_mm", "ESL lateral RMS [mm]", ".1f"),
@@ -174,11 +209,18 @@ def main(argv: list[str] | None = None) -> int:
         " same spine, both read by the same judge. Judges: `geometric` = the furrow-path reader (nothing trained);"
         f" `network` = {args.estimator} (trained on phantoms of another seed, never on generated backs).",
         "",
+        *([] if calibration is None else [
+            f"`network, calibrated`: the same readings with the Cobb angle mapped to {calibration.intercept_deg:.2f} +"
+            f" {calibration.slope:.3f} x read (deg), the least-squares line of the true ESL Cobb on the read one over"
+            f" {calibration.n} true phantoms of `{args.calibrate_on}`, which neither the judge nor the generator saw"
+            " (never fitted on generated backs; pcdiff.estimator.judge_calibration).", ""]),
         "Files: " + ", ".join(f"{label} = `{path}`" for label, path in args.backs) + ".",
         "",
         load_line(record)
     ])
     payload = {**record, "estimator": str(args.estimator) if args.estimator else None,
+               "calibration": None if calibration is None
+               else {**dataclasses.asdict(calibration), "folder": str(args.calibrate_on)},
                "files": {label: str(path) for label, path in args.backs}, "table": table, "per_back": per_back}
     return publish(args.stem, payload, md)
 

@@ -1,12 +1,36 @@
-"""Generating backs for the benchmarks: a trained ``PointDiffusion``'s pipeline, one seeded back per spine, timed."""
+"""Generating backs for the benchmarks: a trained ``PointDiffusion``'s pipeline (or an exported pipeline folder's),
+one seeded back per spine, timed."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
 
 from benchmarks.reporting import timer
+from pcdiff.diffusion.schedulers import build_sampler
+from pcdiff.pipelines.spine_to_back import SpineToBackPipeline
+
+#: The settings of ``SpineToBackPipeline.__init__`` (everything but its two components).
+PIPELINE_SETTINGS = tuple(p for p in inspect.signature(SpineToBackPipeline.__init__).parameters
+                          if p not in ("self", "denoiser", "scheduler"))
+
+
+def sampling_pipeline(model: Any, sampler: str, sampler_kwargs: dict[str, Any] | None = None) -> SpineToBackPipeline:
+    """A pipeline sampling ``model`` with the named Diffusers sampler.
+
+    Args:
+        model: a trained ``PointDiffusion`` (its EMA denoiser) or a loaded ``SpineToBackPipeline`` (an exported
+            folder, e.g. the shipped ``pretrained/phantom-pvcnn``: its denoiser and settings, the sampler rebuilt
+            on its scheduler's noise schedule, so ``sampler_kwargs`` override what the folder recorded).
+        sampler: sampler alias (see ``pcdiff.diffusion.schedulers``). sampler_kwargs: its settings.
+    """
+    if isinstance(model, SpineToBackPipeline):
+        settings = {key: model.config[key] for key in PIPELINE_SETTINGS}
+        scheduler = build_sampler(sampler, model.scheduler, **(sampler_kwargs or {}))
+        return SpineToBackPipeline(denoiser=model.denoiser, scheduler=scheduler, **settings)
+    return model.to_pipeline(sampler=sampler, sampler_kwargs=sampler_kwargs or {})
 
 
 @torch.no_grad()
@@ -28,7 +52,7 @@ def sample_backs(
     """Generate one back per spine with the module's (EMA) denoiser and the named Diffusers sampler.
 
     Args:
-        module: a trained ``PointDiffusion``.
+        module: a trained ``PointDiffusion`` or a loaded ``SpineToBackPipeline`` (:func:`sampling_pipeline`).
         spines: (Q, K, 3) spine keypoints in the normalised frame.
         num_points: N generated points per back.
         sampler: sampler alias (``"ddpm"``, ``"ddim"``, ``"dpm++"``...; see ``pcdiff.diffusion.schedulers``).
@@ -45,7 +69,7 @@ def sample_backs(
         (generated backs (Q, N, 3) normalised, float32 on CPU; wall time in seconds for all Q backs).
     """
     module = module.to(device)
-    pipe = module.to_pipeline(sampler=sampler, sampler_kwargs=sampler_kwargs or {})
+    pipe = sampling_pipeline(module, sampler, sampler_kwargs)
     pipe.set_progress_bar_config(disable=True)
     pipe.sample_normalized(spines[:1].to(device), num_points=num_points, num_inference_steps=2)  # warm-up, untimed
     out = []

@@ -152,3 +152,29 @@ def test_phantom_starts_lie_on_each_test_scans_line_in_its_frame(tmp_path):
     for i, scan in enumerate(scans):
         back = to_mm(starts[i], center[i], scale[i]).numpy()
         assert cKDTree(back).query(scan.esl)[0].mean() < 6.0  # mm: on the scan's own ESL, in its frame
+
+
+def test_an_exported_pipeline_folder_samples_the_same_backs_as_its_checkpoint(tmp_path):
+    """--checkpoint LABEL=FOLDER: the shipped model is scored from its pipeline folder (no training checkpoint
+    ships); the folder, its sampler rebuilt on the folder's noise schedule, gives the very backs its module gives."""
+    from benchmarks.generator_ablation import density_scaled_skips, load_scored_model
+    from benchmarks.sampling import sample_backs
+    from pcdiff.diffusion.testing import TINY_DENOISERS, TINY_KEYPOINTS, tiny_module
+    from pcdiff.pipelines import SpineToBackPipeline
+
+    torch.manual_seed(0)
+    module = tiny_module("pvcnn", denoiser_kwargs={**TINY_DENOISERS["pvcnn"], "surface_neighbors": 8})
+    for p in module.sampling_denoiser.parameters():  # a non-zero output layer, so that the backs depend on the weights
+        torch.nn.init.normal_(p, std=0.05)
+    module.eval().to_pipeline(sampler="euler").save_pretrained(tmp_path / "folder")
+    loaded = load_scored_model(tmp_path / "folder")
+    assert isinstance(loaded, SpineToBackPipeline) and not loaded.denoiser.training
+    spines = torch.linspace(-0.5, 0.5, TINY_KEYPOINTS)[None, :, None] * torch.tensor([0.1, 1.0, 0.05])
+    spines = spines.repeat(2, 1, 1)
+    draw = dict(num_points=64, sampler="dpm++", num_inference_steps=3, sampler_kwargs={"use_karras_sigmas": True})
+    from_module, _ = sample_backs(module, spines, **draw)
+    from_folder, _ = sample_backs(loaded, spines, **draw)
+    torch.testing.assert_close(from_folder, from_module)
+    for model in (module, loaded):  # every denoiser of each (a checkpoint's two, a folder's one) scales its k
+        skips = density_scaled_skips(model, 32)
+        assert skips and all(skip.neighbors_at(64) == 16 for skip in skips)

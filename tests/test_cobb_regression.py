@@ -57,3 +57,4 @@ def test_fit_is_least_squares_on_noisy_data():
 def test_fit_rejects_bad_input(swings, cobbs, match):
     with pytest.raises(ValueError, match=match):
         fit_asymmetry_cobb(swings, cobbs)
+

@@ -75,3 +75,54 @@ def test_judge_row_reads_a_pull_towards_the_mean_as_a_slope_under_one():
     row = judge_row(rows)
     assert row["cobb_slope"] == pytest.approx(0.6)
     assert row["cobb_mae_large_deg"] == pytest.approx(np.mean([8.0, 14.0]))
+
+
+def test_calibrated_rows_map_every_network_reading_through_the_fit_on_other_phantoms(phantoms, tmp_path, monkeypatch):
+    """--calibrate-on: the shipped judge reads true phantoms of other seeds, a line maps its Cobb reading, and every
+    network row comes again as 'network, calibrated' with exactly that map applied per back; a calibration folder
+    holding a scored spine is refused."""
+    import dataclasses
+    from pathlib import Path
+
+    from pcdiff.data.io import read_dataset, write_subject
+    from pcdiff.estimator.eval_metric import load_estimator
+    from pcdiff.estimator.judge_calibration import fit_cobb_calibration
+
+    judge_folder = Path(__file__).resolve().parents[1] / "pretrained" / "phantom-esl-judge"
+    true, esl, names = phantoms
+    _save(tmp_path / "same.npz", true, true, esl, names)
+    for seed in (11, 12, 13, 14):
+        write_subject(dataclasses.replace(generate_phantom(seed, 2048), name=f"calib_{seed}"), tmp_path / "calib")
+    payloads = []
+
+    def keep(stem, payload, md):
+        payloads.append(payload)
+        return 0
+
+    monkeypatch.setattr(judge_backs, "publish", keep)
+    args = ["--backs", f"same={tmp_path / 'same.npz'}", "--estimator", str(judge_folder),
+            "--calibrate-on", str(tmp_path / "calib")]
+    assert judge_backs.main(args) == 0
+    payload = payloads[0]
+    cal = payload["calibration"]
+    assert cal["n"] == 4 and cal["folder"] == str(tmp_path / "calib")
+    calib = read_dataset(tmp_path / "calib")
+    reads = judge_backs.judge("network", [s.points for s in calib], [s.esl for s in calib], [s.name for s in calib],
+                              load_estimator(judge_folder))
+    fitted = fit_cobb_calibration([r["cobb_pred_deg"] for r in reads], [r["cobb_true_deg"] for r in reads])
+    assert cal["slope"] == pytest.approx(fitted.slope) and cal["intercept_deg"] == pytest.approx(fitted.intercept_deg)
+    raw, calibrated = payload["per_back"]["network/same"], payload["per_back"]["network, calibrated/same"]
+    for r, c in zip(raw, calibrated):
+        assert c["cobb_pred_deg"] == pytest.approx(cal["intercept_deg"] + cal["slope"] * r["cobb_pred_deg"])
+        assert c["lateral_rms_mm"] == r["lateral_rms_mm"]
+    assert [row["judge"] for row in payload["table"]].count("network, calibrated") == 2  # floor + the one file
+    write_subject(dataclasses.replace(generate_phantom(3, 2048), name=names[0]), tmp_path / "calib")  # a scored spine
+    with pytest.raises(SystemExit, match="scored spines"):
+        judge_backs.main(args)
+
+
+def test_calibrate_on_needs_the_network_judge(phantoms, tmp_path):
+    true, esl, names = phantoms
+    _save(tmp_path / "same.npz", true, true, esl, names)
+    with pytest.raises(SystemExit):
+        judge_backs.main(["--backs", f"same={tmp_path / 'same.npz'}", "--calibrate-on", str(tmp_path)])

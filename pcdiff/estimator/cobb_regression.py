@@ -15,7 +15,10 @@ training subjects' mean angle; beside the true ESL 6.6 deg. It gives the angle o
 
 Tried and not kept (scratch script, the same folds and in-fold furrow settings): adding the furrow-path ESL's own Cobb
 angle as a second regressor, 7.0 deg (median 5.8, r 0.58); adding the Cobb angle of the ISL estimate instead, 7.7;
-all three, 8.1. With 16 training subjects per fold the extra slopes cost more than they bring.
+all three, 8.1. With 16 training subjects per fold the extra slopes cost more than they bring. Choosing the
+distance per fold among 30, 40, 50 and 70 mm by leave-one-out error over the training subjects (a row added to
+``spine_baselines`` for one run, then removed): 7.3 +- 4.1 deg, worse than the fixed 50 mm, and unstable (the folds
+chose 70 mm four times and 50 mm once beside the furrow-path ESL, while beside the true ESL 30 mm fitted best).
 
 Units: points and lines in mm (pcdiff frame: x lateral, y up, z towards the scanner), angles in degrees.
 """
@@ -53,6 +56,24 @@ class AsymmetryCobbModel:
         return float(self.intercept_deg + self.slope_deg_per_mm * swing_mm)
 
 
+def least_squares_line(x: np.ndarray | list[float], y: np.ndarray | list[float], who: str) -> tuple[float, float]:
+    """(intercept, slope) of the least-squares line y = intercept + slope * x over (n,) arrays; ``who`` names the
+    caller in errors.
+
+    Raises:
+        ValueError: fewer than 2 values, arrays of different lengths, non-finite values, or all x equal.
+    """
+    xs, ys = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if xs.ndim != 1 or xs.shape != ys.shape or len(xs) < 2:
+        raise ValueError(f"{who}: expected two (n >= 2,) arrays, got {xs.shape} and {ys.shape}")
+    if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
+        raise ValueError(f"{who}: every value must be finite")
+    if np.ptp(xs) == 0:
+        raise ValueError(f"{who}: every x is equal, the slope is undefined")
+    slope, intercept = np.polyfit(xs, ys, 1)
+    return float(intercept), float(slope)
+
+
 def fit_asymmetry_cobb(swings_mm: np.ndarray | list[float], cobbs_deg: np.ndarray | list[float],
                        distance_mm: float = ASYMMETRY_DISTANCE_MM) -> AsymmetryCobbModel:
     """Least-squares :class:`AsymmetryCobbModel` from training subjects' swings (n,) mm (:func:`asymmetry_swing_mm`,
@@ -61,12 +82,6 @@ def fit_asymmetry_cobb(swings_mm: np.ndarray | list[float], cobbs_deg: np.ndarra
     Raises:
         ValueError: fewer than 2 subjects, arrays of different lengths, non-finite values, or all swings equal.
     """
-    x, y = np.asarray(swings_mm, dtype=np.float64), np.asarray(cobbs_deg, dtype=np.float64)
-    if x.ndim != 1 or x.shape != y.shape or len(x) < 2:
-        raise ValueError(f"fit_asymmetry_cobb: expected two (n >= 2,) arrays, got {x.shape} and {y.shape}")
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise ValueError("fit_asymmetry_cobb: swings and Cobb angles must be finite")
-    if np.ptp(x) == 0:
-        raise ValueError("fit_asymmetry_cobb: every swing is equal, the slope is undefined")
-    slope, intercept = np.polyfit(x, y, 1)
-    return AsymmetryCobbModel(float(intercept), float(slope), float(distance_mm))
+    intercept, slope = least_squares_line(swings_mm, cobbs_deg, "fit_asymmetry_cobb")
+    return AsymmetryCobbModel(intercept, slope, float(distance_mm))
+
