@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.reporting import command_line, finished_run, hardware_info, labelled_path, load_line, markdown_table, publish
-from pcdiff.estimator.judge_calibration import CobbCalibration, calibrated_rows, fit_cobb_calibration
+from pcdiff.estimator.judge_calibration import CobbCalibration, calibrated_rows
 
 #: Issue #12's Cobb target: the judged Cobb angle within this many degrees of the requested one.
 COBB_TOLERANCE_DEG = 5.0
@@ -122,17 +122,17 @@ def judge(name: str, backs: np.ndarray, esl: list[np.ndarray], names: list[str],
 
 
 def calibration_of(estimator: Any, folder: Path, test_names: list[str]) -> CobbCalibration:
-    """The network judge's Cobb calibration fitted on the true backs in ``folder`` (each read against its own ESL);
-    refuses a folder sharing a subject name with the scored spines (it must be independent of them)."""
+    """The network judge's Cobb calibration fitted on the true backs in ``folder``
+    (:func:`pcdiff.estimator.eval_metric.judge_cobb_calibration`); refuses a folder sharing a subject name with the
+    scored spines (it must be independent of them)."""
     from pcdiff.data.io import read_dataset
+    from pcdiff.estimator.eval_metric import judge_cobb_calibration
 
     scans = read_dataset(folder)
     shared = sorted({s.name for s in scans} & set(test_names))
     if shared:
         raise SystemExit(f"--calibrate-on {folder}: holds the scored spines {shared[:3]}...; calibrate on other phantoms")
-    reads = judge("network", [s.points for s in scans], [s.esl for s in scans], [s.name for s in scans], estimator)
-    reads = [r for r in reads if "error" not in r]
-    return fit_cobb_calibration([r["cobb_pred_deg"] for r in reads], [r["cobb_true_deg"] for r in reads])
+    return judge_cobb_calibration(estimator, scans, "--calibrate-on")
 
 
 def main(argv: list[str] | None = None) -> int:

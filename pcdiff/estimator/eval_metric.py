@@ -24,6 +24,17 @@ carry C7 and DM: real scans, phantoms, and backs generated for phantom parameter
 writes the spine's landmarks); a scan without them is refused by name (:func:`scan_landmarks`). So an estimator trained
 on generated backs can be scored on held-out true scans (train on synthetic, test on real).
 
+``--cobb-calibration DIR`` (network ESL judge): true backs of other subjects (e.g. phantoms of a seed neither the
+judge nor the generator saw; never generated backs) on which the judge's Cobb reading is calibrated
+(:mod:`pcdiff.estimator.judge_calibration`, :func:`judge_cobb_calibration`): a keypoint-regression judge reads large
+curves flatter than they are, and the least-squares line of the true Cobb angle on the read one takes that bias out
+of the floor and of the judged backs alike. Adds ``cobb_calibrated_deg`` / ``cobb_calibrated_abs_err_deg`` per scan
+and a calibrated Cobb MAE per set. The shipped judge calibrated on 400 phantoms of seeds 4 and 6: floor 4.9 deg,
+the shipped generator's backs 5.2 deg (uncalibrated 5.2 and 6.8; ``benchmarks/results/judge_backs_calibrated400.md``)::
+
+    python -m pcdiff.eval --metric spine_estimator --generated outputs/generated --reference data/test \
+        --estimator-checkpoint pretrained/phantom-esl-judge --cobb-calibration outputs/phantom_s4s6_400
+
 ``geometric``: no network, nothing trained on any back. :func:`pcdiff.estimator.geometric.geometric_esl`
 with ``method="path"`` (the spinal furrow traced as one path, :mod:`pcdiff.estimator.furrow`) reads the
 ESL off each back::
@@ -73,6 +84,7 @@ from pcdiff.data.sample import BackScan
 from pcdiff.estimator.checkpoints import DEFAULT_NUM_POINTS, load_estimator
 from pcdiff.estimator.geometric import geometric_esl
 from pcdiff.estimator.isl_offset import IslOffsetModel, fit_isl_offset, trunk_width_mm
+from pcdiff.estimator.judge_calibration import CobbCalibration, calibrated_rows, fit_cobb_calibration
 from pcdiff.estimator.metrics import line_errors, pearson, summarize
 from pcdiff.estimator.module import SpineEstimator
 from pcdiff.geometry.frames import frame_of, to_mm, to_normalised
@@ -258,6 +270,23 @@ def fit_isl_judge(scans: list[BackScan]) -> IslOffsetModel:
                           num_keypoints=GEOMETRIC_KEYPOINTS)  # fmt: skip
 
 
+def judge_cobb_calibration(estimator: SpineEstimator, scans: list[BackScan], option: str = "--cobb-calibration") -> CobbCalibration:
+    """The network judge's Cobb calibration (:mod:`pcdiff.estimator.judge_calibration`) fitted on true backs: the
+    ESL ``estimator`` reads each of ``scans`` against its own ESL, and the true ESL Cobb angle is regressed on the read
+    one. Refuses generated backs (a ``generated`` record in their meta) and scans without an ESL; ``option`` names the
+    command-line option in errors."""
+    for scan in scans:
+        if "generated" in scan.meta:
+            raise ValueError(f"{option}: scan {scan.name!r} is a generated back; calibrate the judge on true backs only")
+        if scan.esl is None:
+            raise ValueError(f"{option}: scan {scan.name!r} has no ESL to calibrate the judge's Cobb reading against")
+    if estimator.hparams.line != "esl":
+        raise ValueError(f"{option}: the estimator predicts the {estimator.hparams.line.upper()}; the calibration is of an ESL judge")
+    reads = spine_estimator_metric(estimator, [s.points for s in scans], [s.esl for s in scans],
+                                   names=[s.name for s in scans])["per_subject"]  # fmt: skip
+    return fit_cobb_calibration([r["cobb_pred_deg"] for r in reads], [r["cobb_true_deg"] for r in reads])
+
+
 def geometric_spine_metric(
     backs: list[np.ndarray] | np.ndarray | torch.Tensor,
     esls: list[np.ndarray] | np.ndarray | torch.Tensor,
@@ -379,23 +408,31 @@ def _geometric(inputs: EvalInputs, isl_fit: str | None) -> EvalOutput:
                "network-free geometric reader (furrow path)", ESTIMATOR_KINDS),
         Option("--estimator-checkpoint", str, None, "SpineEstimator checkpoint (.ckpt), e.g. outputs/estimator/last.ckpt"),
         Option("--isl-fit", str, None, "--estimator geometric: real subjects (folder/array with ESL and ISL) to fit the ISL offset on"),
+        Option("--cobb-calibration", str, None, "--estimator network (ESL): true backs of other subjects (folder; e.g. "
+               "phantoms of another seed) to calibrate the judge's Cobb reading on; adds calibrated Cobb rows"),
     ),
     needs_reference=False,
     uses_points=False,  # reads each full scan (the estimator draws its own subset)
 )
 def spine_estimator(
-    inputs: EvalInputs, estimator_checkpoint: str | None, estimator: str = "network", isl_fit: str | None = None
+    inputs: EvalInputs, estimator_checkpoint: str | None, estimator: str = "network", isl_fit: str | None = None,
+    cobb_calibration: str | None = None,
 ) -> EvalOutput:
     """``spine_estimator`` on the generated scans, and on the reference scans (the floor) when given.
 
     ``per_sample`` holds, under ``"generated"`` (and ``"reference"``), one row per scan with its subject
-    ``name`` and its errors (mm, degrees; see :func:`pcdiff.estimator.metrics.line_errors`)."""
+    ``name`` and its errors (mm, degrees; see :func:`pcdiff.estimator.metrics.line_errors`). With
+    ``cobb_calibration`` (a folder of true backs sharing no subject with the judged scans) each row also gets
+    ``cobb_calibrated_deg`` and ``cobb_calibrated_abs_err_deg`` (:func:`judge_cobb_calibration`), and the summary a
+    calibrated Cobb MAE."""
     if estimator not in ESTIMATOR_KINDS:
         raise ValueError(f"--estimator: unknown estimator {estimator!r}; choose from {list(ESTIMATOR_KINDS)}")
     if estimator == "geometric":
         if estimator_checkpoint:
             raise ValueError("--estimator geometric reads the line off the surface without a network; drop --estimator-checkpoint "
                              "(or use --estimator network to judge with the checkpoint)")
+        if cobb_calibration:
+            raise ValueError("--cobb-calibration calibrates a network judge's Cobb reading; drop it with --estimator geometric")
         return _geometric(inputs, isl_fit)
     if isl_fit:
         raise ValueError("--isl-fit belongs to --estimator geometric; a network estimator predicts the line it was trained on")
@@ -407,6 +444,17 @@ def spine_estimator(
     summary: dict[str, float] = {}
     per_sample: dict[str, list[dict[str, Any]]] = {}
     sets = [("generated", inputs.generated)] + ([("reference", inputs.reference)] if inputs.reference else [])
+    calibration, notes = None, []
+    if cobb_calibration:
+        from pcdiff.eval import load_scans  # here: pcdiff.eval imports this module's registry
+
+        fit_scans = load_scans(cobb_calibration, "--cobb-calibration")[0]
+        shared = sorted({s.name for s in fit_scans} & {s.name for _, scans in sets for s in scans})
+        if shared:
+            raise ValueError(f"--cobb-calibration shares subjects {shared[:10]} with the judged scans; calibrate on others")
+        calibration = judge_cobb_calibration(model, fit_scans)
+        notes.append(f"Cobb calibrated on {calibration.n} true backs of {cobb_calibration}: true = "
+                     f"{calibration.intercept_deg:.2f} + {calibration.slope:.3f} x read (deg)")
     for label, scans in sets:
         targets, esl = _lines(scans, line, f"--{label}")
         landmarks = scan_landmarks(scans, f"--{label}") if model.hparams.input_frame == "landmarks" else None
@@ -415,4 +463,9 @@ def spine_estimator(
         tag = f"{line.upper()} estimator, {label}" + (" (floor)" if label == "reference" else "")
         summary.update({f"{tag} {name}": float(res[key]) for key, name in _KEYS})
         per_sample[label] = res["per_subject"]
-    return EvalOutput(summary, per_sample)
+        if calibration is not None:
+            calibrated = calibrated_rows(res["per_subject"], calibration)
+            for row, cal in zip(per_sample[label], calibrated):
+                row.update(cobb_calibrated_deg=cal["cobb_pred_deg"], cobb_calibrated_abs_err_deg=cal["cobb_abs_err_deg"])
+            summary[f"{tag} Cobb MAE, calibrated [deg]"] = float(np.mean([c["cobb_abs_err_deg"] for c in calibrated]))
+    return EvalOutput(summary, per_sample, notes)
