@@ -7,6 +7,7 @@ import inspect
 from typing import Any
 
 import torch
+from diffusers import DDPMScheduler
 
 from benchmarks.reporting import timer
 from pcdiff.diffusion.schedulers import build_sampler
@@ -15,6 +16,8 @@ from pcdiff.pipelines.spine_to_back import SpineToBackPipeline
 #: The settings of ``SpineToBackPipeline.__init__`` (everything but its two components).
 PIPELINE_SETTINGS = tuple(p for p in inspect.signature(SpineToBackPipeline.__init__).parameters
                           if p not in ("self", "denoiser", "scheduler"))
+#: The settings of a training (DDPM) scheduler: the noise schedule a pipeline folder's sampler shares with training.
+NOISE_SCHEDULE_SETTINGS = frozenset(inspect.signature(DDPMScheduler.__init__).parameters) - {"self"}
 
 
 def sampling_pipeline(model: Any, sampler: str, sampler_kwargs: dict[str, Any] | None = None) -> SpineToBackPipeline:
@@ -22,13 +25,15 @@ def sampling_pipeline(model: Any, sampler: str, sampler_kwargs: dict[str, Any] |
 
     Args:
         model: a trained ``PointDiffusion`` (its EMA denoiser) or a loaded ``SpineToBackPipeline`` (an exported
-            folder, e.g. the shipped ``pretrained/phantom-pvcnn``: its denoiser and settings, the sampler rebuilt
-            on its scheduler's noise schedule, so ``sampler_kwargs`` override what the folder recorded).
+            folder, e.g. the shipped ``pretrained/phantom-pvcnn``: its denoiser and settings, and the sampler built
+            on the noise schedule of the folder's scheduler alone, so that the folder's own sampler settings, such
+            as Karras sigmas, do not carry over: the same arguments sample a folder as they sample its checkpoint).
         sampler: sampler alias (see ``pcdiff.diffusion.schedulers``). sampler_kwargs: its settings.
     """
     if isinstance(model, SpineToBackPipeline):
         settings = {key: model.config[key] for key in PIPELINE_SETTINGS}
-        scheduler = build_sampler(sampler, model.scheduler, **(sampler_kwargs or {}))
+        schedule = {k: v for k, v in model.scheduler.config.items() if k in NOISE_SCHEDULE_SETTINGS}
+        scheduler = build_sampler(sampler, {**schedule, "_class_name": DDPMScheduler.__name__}, **(sampler_kwargs or {}))
         return SpineToBackPipeline(denoiser=model.denoiser, scheduler=scheduler, **settings)
     return model.to_pipeline(sampler=sampler, sampler_kwargs=sampler_kwargs or {})
 
