@@ -15,7 +15,10 @@ from pcdiff.estimator.eval_metric import estimate_lines, load_estimator, spine_e
 from pcdiff.estimator.export import main
 from pcdiff.estimator.module import SpineEstimator
 
-SHIPPED = Path(__file__).resolve().parents[1] / "pretrained" / "phantom-esl-judge"
+PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
+SHIPPED = PRETRAINED / "phantom-esl-judge"
+#: The shipped judges: the first (1000 phantoms, 2400 steps) and v2 (2000 phantoms, 4800 steps; floor 2.6 mm lateral).
+SHIPPED_JUDGES = (SHIPPED, PRETRAINED / "phantom-esl-judge-v2")
 TINY = dict(width=16, num_centres=(64, 16), radii=(0.1, 0.25), num_neighbours=(16, 8), widths=(32, 64), global_dim=64, head_dim=64)
 
 
@@ -57,11 +60,12 @@ def test_existing_folders_and_bad_input_are_refused(tmp_path, capsys):
     assert "not empty" in capsys.readouterr().err
 
 
-def test_shipped_judge_reads_held_out_phantoms(scans):
-    """The shipped judge reads the ESL of phantoms it never saw within a few mm (its floor on 100 held-out phantoms:
-    3.0 mm lateral), and the same backs scored against each other's lines read far off: it follows the back."""
-    judge = load_estimator(SHIPPED)
-    weights = SHIPPED / "diffusion_pytorch_model.safetensors"
+@pytest.mark.parametrize("folder", SHIPPED_JUDGES, ids=lambda p: p.name)
+def test_shipped_judge_reads_held_out_phantoms(scans, folder):
+    """Each shipped judge reads the ESL of phantoms it never saw within a few mm (floors on 100 held-out phantoms:
+    3.0 and 2.6 mm lateral), and the same backs scored against each other's lines read far off: it follows the back."""
+    judge = load_estimator(folder)
+    weights = folder / "diffusion_pytorch_model.safetensors"
     assert weights.stat().st_size < 10e6 and judge.num_points == 2048 and judge.hparams.line == "esl"
     backs = [s.points for s in scans]
     own = spine_estimator_metric(judge, backs, [s.esl for s in scans])
