@@ -30,10 +30,12 @@ judge nor the generator saw; never generated backs) on which the judge's Cobb re
 curves flatter than they are, and the least-squares line of the true Cobb angle on the read one takes that bias out
 of the floor and of the judged backs alike. Adds ``cobb_calibrated_deg`` / ``cobb_calibrated_abs_err_deg`` per scan
 and a calibrated Cobb MAE per set. The shipped judge calibrated on 400 phantoms of seeds 4 and 6: floor 4.9 deg,
-the shipped generator's backs 5.2 deg (uncalibrated 5.2 and 6.8; ``benchmarks/results/judge_backs_calibrated400.md``)::
+the shipped generator's backs 5.2 deg (uncalibrated 5.2 and 6.8; ``benchmarks/results/judge_backs_calibrated400.md``);
+the better judge ``pretrained/phantom-esl-judge-v2`` calibrated the same way: floor 4.8 deg, the backs 4.3 deg
+(uncalibrated 5.0 and 5.7; ``judge_backs_judge_v2.md``)::
 
     python -m pcdiff.eval --metric spine_estimator --generated outputs/generated --reference data/test \
-        --estimator-checkpoint pretrained/phantom-esl-judge --cobb-calibration outputs/phantom_s4s6_400
+        --estimator-checkpoint pretrained/phantom-esl-judge-v2 --cobb-calibration outputs/phantom_s4s6_400
 
 ``geometric``: no network, nothing trained on any back. :func:`pcdiff.estimator.geometric.geometric_esl`
 with ``method="path"`` (the spinal furrow traced as one path, :mod:`pcdiff.estimator.furrow`) reads the
