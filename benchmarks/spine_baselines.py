@@ -21,6 +21,9 @@ Rows (5 subject-wise folds wherever a training mean is needed; the same fold spl
   plus :class:`~pcdiff.estimator.isl_offset.IslOffsetModel` (mean offset + depth ~ trunk width + lateral
   ~ surface asymmetry, 3 least-squares numbers), fitted on the training subjects' true lines.
 - ``oracle (true ESL + fitted offset)``: the true ESL plus that model.
+- ``learned furrow ESL``: the furrow traced through a cost learned from depth features
+  (:mod:`pcdiff.estimator.learned_furrow`), fitted on phantoms alone or on phantoms and the fold's training subjects,
+  every choice in-fold (:mod:`benchmarks.learned_furrow_folds`); ``+ fitted offset``: the ISL built on it.
 - ``Cobb only`` rows estimate the angle without a line: the training subjects' mean clinical angle (the trivial
   baseline every Cobb figure must beat), and a straight-line fit of the clinical angle on the swing of the back's
   left-right depth asymmetry along an ESL (:mod:`pcdiff.estimator.cobb_regression`; the surface-topography way of
@@ -36,7 +39,9 @@ coronal-tangent Cobb angle (:func:`pcdiff.geometry.cobb.cobb_angle`) of the row'
 where it has no ISL) and the clinical primary Cobb angle (``CobbAngles.csv``, column ``primary_cobbangle``).
 Time: seconds to estimate one back (training means excluded, they take milliseconds).
 
-    python -m benchmarks.spine_baselines [--data ../shared/data/pcdare] [--folds 5]
+    python -m benchmarks.spine_baselines [--data ../shared/data/pcdare] [--folds 5] [--phantoms 150]
+
+~12 min on a 2-core CPU, nearly all of it the learned furrow's phantoms (2 min) and its 11 fits per fold.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from pcdiff.data.pcdare import radiograph_shift_mm, read_pcdare
 from pcdiff.data.sample import BackScan
 from pcdiff.geometry.frames import landmark_frame
 from pcdiff.estimator.cobb_regression import asymmetry_swing_mm, fit_asymmetry_cobb
+from pcdiff.estimator.fit_furrow import PreparedBack, phantom_backs
 from pcdiff.estimator.furrow import FurrowParams
 from pcdiff.estimator.geometric import geometric_esl, isl_from_esl, landmark_heights, mean_isl_offset
 from pcdiff.estimator.isl_offset import fit_isl_offset, trunk_width_mm
@@ -60,6 +66,8 @@ from pcdiff.estimator.metrics import line_errors
 from pcdiff.geometry.cobb import cobb_angle
 from pcdiff.geometry.polyline import orient_top_down, resample_polyline
 
+from benchmarks.folds import fold_split, select_setting
+from benchmarks.learned_furrow_folds import FITS, TRACERS, LearnedFurrowResult, learned_furrow_folds
 from benchmarks.reporting import command_line, finished_run, hardware_info, load_line, markdown_table, publish
 
 #: Keypoints of every estimated line (the estimator's default is 32; 64 keeps the geometric line's detail).
@@ -75,17 +83,25 @@ ROWS = (
     "furrow-path ESL (in-fold) + mean offset",
     "furrow-path ESL (in-fold) + fitted offset",
     "oracle (true ESL + fitted offset)",
+    "learned furrow ESL, cost fitted on phantoms",
+    "learned furrow ESL, cost fitted on real (in-fold)",
+    "learned furrow ESL, cost fitted on phantoms + real (in-fold)",
+    "learned furrow ESL (phantoms + real) + fitted offset",
     "furrow-path ESL (in-fold) + fitted offset, ISL moved onto the scan (diagnostic)",
     "oracle (true ESL + fitted offset), ISL moved onto the scan (diagnostic)",
     "Cobb only: training subjects' mean angle",
     "Cobb only: fit on the rotation swing beside the furrow-path ESL (in-fold)",
+    "Cobb only: fit on the rotation swing beside the learned furrow ESL (phantoms + real)",
     "Cobb only: fit on the rotation swing beside the true ESL (oracle)",
 )
+#: Rows of the learned furrow (:mod:`benchmarks.learned_furrow_folds`): its fit -> row, and the ISL row built on it.
+LEARNED_ROWS = dict(zip(FITS, ROWS[10:13]))
+LEARNED_ISL_ROW = ROWS[13]
 #: Rows scored against the ISL moved by the radiograph's registration shift (and fitted on training ISLs moved so):
 #: diagnostics that use the radiograph's own skin line, which no estimator has (see ``radiograph_shift_mm``).
-MOVED_ISL_ROWS = ROWS[-5:-3]
+MOVED_ISL_ROWS = ROWS[14:16]
 #: Rows that estimate the Cobb angle alone (no line): a constant, and :mod:`pcdiff.estimator.cobb_regression`.
-COBB_ONLY_ROWS = ROWS[-3:]
+COBB_ONLY_ROWS = ROWS[16:]
 #: What each row fits on the training subjects.
 FITTED = {
     "mean line": "mean ESL and ISL, 64 x 3 each",
@@ -98,11 +114,16 @@ FITTED = {
     "furrow-path ESL (in-fold) + mean offset": "1 of 24 settings; mean offset, 64 x 3",
     "furrow-path ESL (in-fold) + fitted offset": "1 of 24 settings; mean offset, 64 x 3, + 3",
     "oracle (true ESL + fitted offset)": "mean offset, 64 x 3, + 3",
+    LEARNED_ROWS["phantoms"]: "1 of 9 tracer settings (cost: 39 weights, on phantoms only)",
+    LEARNED_ROWS["real"]: "39 weights; 1 of 9 tracer settings by inner folds",
+    LEARNED_ROWS["phantoms + real"]: "39 weights (with phantoms); 1 of 9 tracer settings by inner folds",
+    LEARNED_ISL_ROW: "39 weights, 1 of 9 settings; mean offset, 64 x 3, + 3",
     MOVED_ISL_ROWS[0]: "1 of 24 settings; mean offset, 64 x 3, + 3 (on moved ISLs)",
     MOVED_ISL_ROWS[1]: "mean offset, 64 x 3, + 3 (on moved ISLs)",
     COBB_ONLY_ROWS[0]: "1 number",
     COBB_ONLY_ROWS[1]: "1 of 24 settings; 2 numbers",
-    COBB_ONLY_ROWS[2]: "2 numbers",
+    COBB_ONLY_ROWS[2]: "39 weights, 1 of 9 settings; 2 numbers",
+    COBB_ONLY_ROWS[3]: "2 numbers",
 }
 #: Settings of the furrow tracer the in-fold row chooses from; the first is the default (FurrowParams()).
 FURROW_GRID: tuple[FurrowParams, ...] = tuple(
@@ -133,26 +154,6 @@ def mean_line(train: list[BackScan], which: str) -> np.ndarray:
     return np.mean(np.stack(normed), axis=0)
 
 
-def fold_split(n: int, folds: int, seed: int = 0) -> np.ndarray:
-    """(n,) fold index of each subject: a seeded permutation cut into ``folds`` near-equal chunks."""
-    fold_of = np.empty(n, dtype=int)
-    for f, chunk in enumerate(np.array_split(np.random.default_rng(seed).permutation(n), folds)):
-        fold_of[chunk] = f
-    return fold_of
-
-
-def select_setting(errors: np.ndarray, train: np.ndarray) -> int:
-    """Index of the setting with the lowest mean error over the training subjects.
-
-    Args:
-        errors: (S, C) error of each of C settings on each of S subjects.
-        train: (S,) bool, the training subjects (only their rows are looked at).
-    """
-    if not train.any():
-        raise ValueError("select_setting: no training subject")
-    return int(np.argmin(errors[train].mean(axis=0)))
-
-
 def _timed(fn, *args, **kwargs) -> tuple[Any, float]:
     start = time.perf_counter()
     value = fn(*args, **kwargs)
@@ -177,9 +178,11 @@ def trunk_widths(scans: list[BackScan]) -> dict[str, float]:
     return {scan.name: trunk_width_mm(scan.points, *landmark_heights(scan)) for scan in scans}
 
 
-def evaluate(scans: list[BackScan], folds: int) -> list[dict[str, Any]]:
-    """One dict per (row, subject): errors in mm / degrees and seconds per back."""
+def evaluate(scans: list[BackScan], folds: int, phantoms: list[PreparedBack]) -> tuple[list[dict[str, Any]], LearnedFurrowResult]:
+    """One dict per (row, subject): errors in mm / degrees and seconds per back; and the learned furrow's lines and
+    in-fold choices (:func:`benchmarks.learned_furrow_folds.learned_furrow_folds`, its cost fitted with ``phantoms``)."""
     fold_of = fold_split(len(scans), folds)
+    learned = learned_furrow_folds(scans, fold_of, phantoms)
     geometric = {scan.name: _timed(geometric_esl, scan) for scan in scans}
     furrow, furrow_err = furrow_lines(scans)
     widths = trunk_widths(scans)
@@ -201,6 +204,8 @@ def evaluate(scans: list[BackScan], folds: int) -> list[dict[str, Any]]:
             path_default, path_default_s = furrow[scan.name][0]
             path, path_s = furrow[scan.name][choice]
             path_isl_fitted, fitted_s = _timed(model.predict, path, scan.points, widths[scan.name])
+            learned_esl = {fit: learned.lines[fit][scan.name] for fit in FITS}  # fit -> (ESL, seconds)
+            learned_pr, learned_pr_s = learned_esl["phantoms + real"]
             estimates = {  # row -> (ESL estimate or None, ISL estimate or None, seconds)
                 "mean line": (mean_esl * scale + center, mean_isl * scale + center, 0.0),
                 "geometric ESL": (geo, None, geo_s),
@@ -212,14 +217,19 @@ def evaluate(scans: list[BackScan], folds: int) -> list[dict[str, Any]]:
                 "furrow-path ESL (in-fold) + mean offset": (path, isl_from_esl(path, offset), path_s + offset_s),
                 "furrow-path ESL (in-fold) + fitted offset": (path, path_isl_fitted, path_s + fitted_s),
                 "oracle (true ESL + fitted offset)": (None, model.predict(scan.esl, scan.points, widths[scan.name]), fitted_s),
+                **{LEARNED_ROWS[fit]: (esl, None, seconds) for fit, (esl, seconds) in learned_esl.items()},
+                LEARNED_ISL_ROW: (learned_pr, model.predict(learned_pr, scan.points, widths[scan.name]), learned_pr_s + fitted_s),
                 MOVED_ISL_ROWS[0]: (path, moved_model.predict(path, scan.points, widths[scan.name]), path_s + fitted_s),
                 MOVED_ISL_ROWS[1]: (None, moved_model.predict(scan.esl, scan.points, widths[scan.name]), fitted_s),
             }
             for row, (esl, isl, seconds) in estimates.items():
                 rec: dict[str, Any] = {"row": row, "subject": scan.name, "fold": f, "seconds": seconds,
                                        "cobb_clinical_deg": scan.meta["cobb"]}
-                if "in-fold" in row:  # the chosen setting, every field (a new FurrowParams field is recorded too)
-                    rec["furrow_setting"] = dataclasses.asdict(FURROW_GRID[choice])
+                if row.startswith("furrow-path ESL (in-fold)") or row == "furrow-path ESL, settings chosen in-fold":
+                    rec["furrow_setting"] = dataclasses.asdict(FURROW_GRID[choice])  # every field, new ones too
+                for fit, learned_row in LEARNED_ROWS.items():
+                    if row == learned_row or (fit == "phantoms + real" and row == LEARNED_ISL_ROW):
+                        rec["learned_tracer"] = dict(zip(("smoothness", "top_anchor"), learned.chosen[fit][f]))
                 if esl is not None:
                     e = line_errors(esl, resampled(scan.esl))[0]
                     rec.update(esl_lateral_rms_mm=e["lateral_rms_mm"], esl_rms_mm=e["rms_mm"])
@@ -232,17 +242,23 @@ def evaluate(scans: list[BackScan], folds: int) -> list[dict[str, Any]]:
                 rec["cobb_abs_err_deg"] = abs(rec["cobb_deg"] - scan.meta["cobb"])
                 rec["cobb_from"] = "ISL estimate" if isl is not None else "ESL estimate"
                 out.append(rec)
-        out += cobb_only_records(train, test, f, {s.name: furrow[s.name][choice][0] for s in scans})
-    return out
+        swing_esls = {COBB_ONLY_ROWS[1]: {s.name: furrow[s.name][choice][0] for s in scans},
+                      COBB_ONLY_ROWS[2]: {name: line for name, (line, _) in learned.lines["phantoms + real"].items()}}
+        out += cobb_only_records(train, test, f, swing_esls)
+    return out, learned
 
 
-def cobb_only_records(train: list[BackScan], test: list[BackScan], fold: int, furrow_esl: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+def cobb_only_records(
+    train: list[BackScan], test: list[BackScan], fold: int, swing_esls: dict[str, dict[str, np.ndarray]]
+) -> list[dict[str, Any]]:
     """The :data:`COBB_ONLY_ROWS` of one fold: the training subjects' mean clinical angle, and the straight-line fit
-    of the clinical angle on the rotation swing (:mod:`pcdiff.estimator.cobb_regression`) read beside each subject's
-    furrow-path ESL (``furrow_esl``: name -> (K, 3) mm, the fold's in-fold setting) or its true ESL, fitted on the
-    training subjects and applied to the test subjects."""
+    of the clinical angle on the rotation swing (:mod:`pcdiff.estimator.cobb_regression`) read beside an ESL
+    estimate (``swing_esls``: row -> name -> (K, 3) mm, every subject's held-out estimate; one entry per estimate row
+    of :data:`COBB_ONLY_ROWS`) or the true ESL (the last row), fitted on the training subjects and applied to the test
+    subjects."""
     clinical = np.array([s.meta["cobb"] for s in train], dtype=np.float64)
-    esl_of = {COBB_ONLY_ROWS[1]: lambda s: furrow_esl[s.name], COBB_ONLY_ROWS[2]: lambda s: resampled(s.esl)}
+    esl_of = {row: (lambda s, lines=lines: lines[s.name]) for row, lines in swing_esls.items()}
+    esl_of[COBB_ONLY_ROWS[-1]] = lambda s: resampled(s.esl)
     models = {row: fit_asymmetry_cobb([asymmetry_swing_mm(s.points, esl(s)) for s in train], clinical) for row, esl in esl_of.items()}
     out = []
     for scan in test:
@@ -286,13 +302,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/pcdare"), help="PCdare folder (read in place)")
     parser.add_argument("--folds", type=int, default=5, help="subject-wise folds for the training means")
     parser.add_argument("--stem", default="spine_baselines", help="results file stem in benchmarks/results/")
+    parser.add_argument("--phantoms", type=int, default=150, help="phantoms the learned furrow's cost is fitted on")
+    parser.add_argument("--phantom-seed", type=int, default=7, help="their dataset seed (none is a PCdare subject)")
+    parser.add_argument("--phantom-points", type=int, default=48000, help="their points (PCdare backs hold 41-60k)")
     args = parser.parse_args(argv)
     if args.folds < 2:
         parser.error("--folds must be >= 2")
+    if args.phantoms < 1 or args.phantom_points < 1000:
+        parser.error("--phantoms must be >= 1 and --phantom-points >= 1000")
     info = hardware_info()
     start = time.perf_counter()
     scans = list(read_pcdare(args.data))
-    per_subject = evaluate(scans, args.folds)
+    per_subject, learned = evaluate(scans, args.folds, phantom_backs(args.phantoms, args.phantom_seed, args.phantom_points))
     table = summarize_rows(per_subject)
     shifts = np.stack([radiograph_shift_mm(scan) for scan in scans])
     shift_summary = (f"lateral RMS {np.sqrt(np.mean(shifts[:, 0] ** 2)):.1f} mm (max |x| {np.abs(shifts[:, 0]).max():.1f}),"
@@ -342,15 +363,27 @@ def main(argv: list[str] | None = None) -> int:
         " depth ~ trunk width regression (2 numbers) and a lateral gain on the back's left-right depth asymmetry"
         " 50 mm either side of the ESL (1 number), fitted on the training subjects' true lines.",
         "",
+        "Learned-furrow rows (pcdiff.estimator.learned_furrow; benchmarks.learned_furrow_folds): the furrow traced"
+        " through a cost of 39 weights (13 depth features x 3 height nodes) fitted as a conditional logit of the true"
+        f" ESL's bin per band, on {args.phantoms} phantoms (seed {args.phantom_seed}, {args.phantom_points} points;"
+        " their ESL is exact) alone, on the fold's training subjects alone, or on both (equal weight per source, band"
+        " for band). The tracer setting (smoothness x top re-anchoring, 9) is chosen per fold on the training subjects"
+        " (phantoms row) or by an inner 4-fold split of them (the other rows). Chosen per fold: "
+        + "; ".join(f"{fit}: {learned.chosen[fit]}" for fit in LEARNED_ROWS) + ". Its time per back includes the"
+        " features. The features were designed while looking at these 20 subjects; every fitted number and"
+        " setting is chosen without the held-out subject.",
+        "",
         "Cobb-only rows: no line, only the angle. `training subjects' mean angle` predicts every test subject's Cobb as"
         " the mean clinical angle of the fold's training subjects. The rotation-swing fits (pcdiff.estimator."
         "cobb_regression) regress the clinical angle, on the training subjects, on the swing (max - min along the"
         " line) of the left-right depth difference 50 mm either side of the ESL (the furrow-path ESL with the fold's"
-        " setting, or the true ESL), and apply the line to the test subjects.",
+        " setting, the learned furrow's held-out ESL, or the true ESL), and apply the line to the test subjects.",
         "",
         load_line(record),
     ])
-    return publish(args.stem, {**record, "table": table, "per_subject": per_subject}, md)
+    learned_record = {"phantoms": args.phantoms, "phantom_seed": args.phantom_seed, "phantom_points": args.phantom_points,
+                      "tracers": TRACERS, "chosen": learned.chosen}
+    return publish(args.stem, {**record, "learned_furrow": learned_record, "table": table, "per_subject": per_subject}, md)
 
 
 def run_record(args: argparse.Namespace, info: dict[str, Any], wall: float) -> dict[str, Any]:

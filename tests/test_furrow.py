@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from synthetic_backs import back_with_furrow
 
 from pcdiff.estimator.furrow import (
     FurrowParams,
@@ -51,21 +52,11 @@ def test_valley_cost_is_lowest_at_a_v_groove():
     assert xs[inner][np.argmin(cost[:, inner], axis=1)].tolist() == [14.0] * 4
 
 
-def _synthetic_back(furrow_x, num_points=40000, seed=0):
-    """A rounded back 300 mm wide and 400 mm tall with a V-shaped furrow (5 mm deep) along ``furrow_x(y)``."""
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(-150, 150, num_points)
-    y = rng.uniform(0, 400, num_points)
-    dx = x - furrow_x(y)
-    z = -(x**2) / 300 - 5 * np.exp(-np.abs(dx) / 8) + 4 * np.exp(-0.5 * ((np.abs(dx) - 35) / 15) ** 2)
-    return np.stack([x, y, z + rng.normal(0, 0.3, num_points)], axis=1)
-
-
 def test_furrow_path_recovers_a_curved_furrow():
     def truth(y):
         return 25 * np.sin(y / 400 * 2 * np.pi)
 
-    points = _synthetic_back(truth)
+    points = back_with_furrow(truth)
     heights = np.linspace(380, 20, 64)
     x = furrow_path_x(points, heights)
     assert x.shape == (64,)
@@ -73,7 +64,7 @@ def test_furrow_path_recovers_a_curved_furrow():
 
 
 def test_sparse_scan_widens_the_bins_and_still_finds_the_furrow():
-    points = _synthetic_back(lambda y: np.full_like(y, -20.0), num_points=4000, seed=1)  # ~5 mm spacing
+    points = back_with_furrow(lambda y: np.full_like(y, -20.0), num_points=4000, seed=1)  # ~5 mm spacing
     xs, z = depth_bands(points, np.linspace(380, 20, 10), -100, 100, 2.0, 4.0)
     assert np.isnan(z).mean() > 0.3  # 2 mm bins of 8 mm bands are mostly empty at this density...
     x = furrow_path_x(points, np.linspace(380, 20, 32), FurrowParams())  # ...so the tracer widens them

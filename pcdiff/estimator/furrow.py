@@ -28,6 +28,9 @@ as the cheapest continuous path through a cost image (dynamic programming, Viter
 The x path is smoothed along y (:func:`pcdiff.estimator.geometric.smooth_along_height`) and dropped onto
 the surface by :func:`pcdiff.estimator.geometric.geometric_esl` (``method="path"``).
 
+:mod:`pcdiff.estimator.learned_furrow` traces the same path (:func:`search_grid`, :func:`path_through`) through a cost
+learned from depth features instead of :func:`valley_cost`.
+
 Measured (ESL lateral RMS, mean over backs; ``benchmarks/spine_baselines.py`` for PCdare):
 
 - PCdare, 20 subjects: 5.7 +- 2.5 mm (symmetry axis, the default of ``geometric_esl``: 8.9 +- 6.4). These
@@ -253,6 +256,74 @@ def top_anchor_shift(
     return x + shift * np.clip((1.0 - t) / (1.0 - top_frac / 2), 0.0, 1.0)
 
 
+@dataclass(frozen=True)
+class SearchGrid:
+    """The bands x lateral bins a furrow is searched in (:func:`search_grid`).
+
+    Attributes:
+        bands: (H,) band heights y in mm, top -> bottom, every ~``band_step_mm``.
+        xs: (X,) lateral bin centres (mm) with a margin either side of the search range.
+        z: (H, X) mean depth (mm) per band and bin (:func:`depth_bands`), NaN where empty.
+        keep: (X,) bool, the bins of the search range itself (the path may only pass there).
+        bin_mm: the bin width (mm), widened to the point spacing for sparse scans.
+        trunk_centre_mm, trunk_width_mm: the trunk's lateral centre and width (:func:`trunk_centre_and_width`).
+        axis_mm: the median left-right symmetry axis over the bands (the trunk's centre where it cannot be read).
+    """
+
+    bands: np.ndarray
+    xs: np.ndarray
+    z: np.ndarray
+    keep: np.ndarray
+    bin_mm: float
+    trunk_centre_mm: float
+    trunk_width_mm: float
+    axis_mm: float
+
+
+def search_grid(points: np.ndarray, heights: np.ndarray, params: FurrowParams = FurrowParams()) -> SearchGrid:
+    """Bands between the first and last of ``heights`` (mm) and lateral bins within ``params.half_width_frac`` of the
+    trunk's width of the trunk's centre or the median symmetry axis (whichever is further out), plus a margin of three
+    times the largest ``params.scales_mm`` for the high-pass. ``points`` (N, 3) mm; for sparse scans the bins and
+    bands widen to the point spacing. Raises ValueError when no band between the heights holds points."""
+    spacing = point_spacing_mm(points)
+    bin_mm = max(params.bin_mm, spacing)
+    half_thickness = max(params.half_thickness_mm, 1.5 * spacing)
+    lo, hi = float(np.min(heights)), float(np.max(heights))
+    bands = np.linspace(hi, lo, max(3, int(round((hi - lo) / params.band_step_mm)) + 1))
+    trunk_centre, width = trunk_centre_and_width(points, bands)
+    sym = symmetry_midline(points, bands[:: max(1, len(bands) // 32)])
+    centres = [trunk_centre, float(np.nanmedian(sym))] if np.isfinite(sym).any() else [trunk_centre]
+    x_lo, x_hi = min(centres) - params.half_width_frac * width, max(centres) + params.half_width_frac * width
+    margin = 3 * max(params.scales_mm)
+    xs, z = depth_bands(points, bands, x_lo - margin, x_hi + margin, bin_mm, half_thickness)
+    return SearchGrid(bands=bands, xs=xs, z=z, keep=(xs >= x_lo) & (xs <= x_hi), bin_mm=bin_mm,
+                      trunk_centre_mm=trunk_centre, trunk_width_mm=width, axis_mm=centres[-1])
+
+
+def path_through(cost: np.ndarray, grid: SearchGrid, points: np.ndarray, heights: np.ndarray, params: FurrowParams,
+                 max_step: int = 1) -> np.ndarray:
+    """Lateral position x (H,) mm at ``heights`` (H,) mm of the cheapest path (:func:`trace_path`, ``params.smoothness``,
+    steps of at most ``max_step`` bins) through ``cost`` (bands, kept bins of ``grid``), re-anchored at its top
+    (:func:`anchor_top`) when ``params.top_anchor`` is set. ``points`` (N, 3) mm, read for the re-anchoring."""
+    path = grid.xs[grid.keep][trace_path(cost, params.smoothness, max_step)]
+    x = np.interp(heights, grid.bands[::-1], path[::-1])
+    return anchor_top(points, x, heights, params)
+
+
+def anchor_top(points: np.ndarray, x: np.ndarray, heights: np.ndarray, params: FurrowParams) -> np.ndarray:
+    """``x`` (H,) mm at ``heights`` (H,) mm re-anchored on the median symmetry axis of the top ``params.top_frac`` of the
+    height range (:func:`top_anchor_shift` with ``params.top_anchor`` and ``params.top_max_shift_mm``); unchanged when
+    ``params.top_anchor`` is 0 or the axis cannot be read there. ``points`` (N, 3) mm."""
+    if params.top_anchor == 0.0:
+        return x
+    lo, hi = float(np.min(heights)), float(np.max(heights))
+    sym_top = symmetry_midline(points, np.linspace(hi, hi - params.top_frac * (hi - lo), 8))
+    if not np.isfinite(sym_top).any():
+        return x
+    return top_anchor_shift(x, heights, float(np.nanmedian(sym_top)), params.top_anchor, params.top_frac,
+                            params.top_max_shift_mm)
+
+
 def furrow_path_x(points: np.ndarray, heights: np.ndarray, params: FurrowParams = FurrowParams()) -> np.ndarray:
     """Lateral position x (H,) mm of the spinal furrow at ``heights`` (H,) mm, traced as one path.
 
@@ -265,25 +336,6 @@ def furrow_path_x(points: np.ndarray, heights: np.ndarray, params: FurrowParams 
     """
     points = np.asarray(points, dtype=np.float64)
     heights = np.asarray(heights, dtype=np.float64)
-    spacing = point_spacing_mm(points)
-    bin_mm = max(params.bin_mm, spacing)
-    half_thickness = max(params.half_thickness_mm, 1.5 * spacing)
-    lo, hi = float(heights.min()), float(heights.max())
-    bands = np.linspace(hi, lo, max(3, int(round((hi - lo) / params.band_step_mm)) + 1))
-    trunk_centre, width = trunk_centre_and_width(points, bands)
-    sym = symmetry_midline(points, bands[:: max(1, len(bands) // 32)])
-    centres = [trunk_centre, float(np.nanmedian(sym))] if np.isfinite(sym).any() else [trunk_centre]
-    x_lo, x_hi = min(centres) - params.half_width_frac * width, max(centres) + params.half_width_frac * width
-    margin = 3 * max(params.scales_mm)
-    xs, z = depth_bands(points, bands, x_lo - margin, x_hi + margin, bin_mm, half_thickness)
-    cost = valley_cost(z, bin_mm, params.scales_mm, params.clip, params.min_coverage)
-    keep = (xs >= x_lo) & (xs <= x_hi)
-    path = xs[keep][trace_path(cost[:, keep], params.smoothness)]
-    x = np.interp(heights, bands[::-1], path[::-1])
-    if params.top_anchor != 0.0:
-        top_heights = np.linspace(hi, hi - params.top_frac * (hi - lo), 8)
-        sym_top = symmetry_midline(points, top_heights)
-        if np.isfinite(sym_top).any():
-            x = top_anchor_shift(x, heights, float(np.nanmedian(sym_top)), params.top_anchor, params.top_frac,
-                                 params.top_max_shift_mm)
-    return x
+    grid = search_grid(points, heights, params)
+    cost = valley_cost(grid.z, grid.bin_mm, params.scales_mm, params.clip, params.min_coverage)
+    return path_through(cost[:, grid.keep], grid, points, heights, params)

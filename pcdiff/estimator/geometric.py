@@ -36,6 +36,7 @@ from scipy.spatial import cKDTree
 
 from pcdiff.data.sample import BackScan
 from pcdiff.estimator.furrow import FurrowParams, furrow_path_x
+from pcdiff.estimator.learned_furrow import LearnedFurrow
 from pcdiff.geometry.polyline import orient_top_down, resample_polyline
 from pcdiff.metrics.spine import furrow_midline, symmetry_midline
 
@@ -129,7 +130,7 @@ def geometric_esl(
     num_heights: int = DEFAULT_NUM_HEIGHTS,
     smooth_mm: float = DEFAULT_SMOOTH_MM,
     heights: tuple[float, float] | None = None,
-    furrow: FurrowParams | None = None,
+    furrow: FurrowParams | LearnedFurrow | None = None,
 ) -> np.ndarray:
     """Estimate the ESL of a back scan from its surface alone (no network, no ESL label).
 
@@ -141,7 +142,8 @@ def geometric_esl(
         num_heights: bands, evenly spaced in height between the landmarks.
         smooth_mm: smoothing of the per-band x along y, mm of height.
         heights: (top, bottom) y in mm instead of the landmarks' heights.
-        furrow: settings of the ``"path"`` tracer (default :class:`~pcdiff.estimator.furrow.FurrowParams`).
+        furrow: settings of the ``"path"`` tracer (default :class:`~pcdiff.estimator.furrow.FurrowParams`), or a
+            :class:`~pcdiff.estimator.learned_furrow.LearnedFurrow`: the path through its learned cost instead.
 
     Returns:
         (num_heights, 3) float64 line in mm, top -> bottom, on the surface.
@@ -150,11 +152,18 @@ def geometric_esl(
     points = np.asarray(scan.points, dtype=np.float64)
     ys = np.linspace(top, bottom, num_heights)
     if method == "path":
-        x = smooth_along_height(furrow_path_x(points, ys, furrow or FurrowParams()), ys, smooth_mm)
+        x = furrow.path_x(points, ys) if isinstance(furrow, LearnedFurrow) else furrow_path_x(points, ys, furrow or FurrowParams())
     else:
-        x = smooth_along_height(midline_x(points, ys, method), ys, smooth_mm)
-    z = surface_depth(points, np.stack([x, ys], axis=1))
-    return np.stack([x, ys, z], axis=1)
+        x = midline_x(points, ys, method)
+    return line_on_surface(points, x, ys, smooth_mm)
+
+
+def line_on_surface(points: np.ndarray, x: np.ndarray, heights: np.ndarray, smooth_mm: float = DEFAULT_SMOOTH_MM) -> np.ndarray:
+    """The line (H, 3) mm through lateral positions ``x`` (H,) mm (NaN filled) at equally spaced ``heights`` (H,) mm,
+    smoothed along the height (:func:`smooth_along_height`, ``smooth_mm``) and dropped onto the scan ``points`` (N, 3)
+    mm (:func:`surface_depth`)."""
+    x = smooth_along_height(x, heights, smooth_mm)
+    return np.stack([x, heights, surface_depth(points, np.stack([x, heights], axis=1))], axis=1)
 
 
 def mean_isl_offset(esls: list[np.ndarray], isls: list[np.ndarray], num_keypoints: int = DEFAULT_NUM_HEIGHTS) -> np.ndarray:

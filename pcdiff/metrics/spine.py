@@ -21,7 +21,7 @@ own registry entry in :mod:`pcdiff.metrics.registry`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 import numpy as np
@@ -93,7 +93,9 @@ def esl_surface_distance(
             "esl_plane_mean": float(plane.mean()), "esl_plane_max": float(plane.max())}
 
 
-def _slice_profile(points: np.ndarray, height: float, half_thickness: float, bin_mm: float):
+def slice_profile(
+    points: np.ndarray, height: float, half_thickness: float, bin_mm: float
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Depth profile z(x) of the points within ``half_thickness`` of ``height``: bin centres and mean z
     per ``bin_mm`` bin between the slice's 2nd and 98th x-percentiles (empty bins filled linearly), or
     None when the slice is too sparse."""
@@ -141,23 +143,40 @@ def symmetry_midline(
     window, kernel-regression profiles, turning the scan to face +z first) did worse on the phantoms
     and on the PCdare backs.
     """
-    points = np.asarray(points, dtype=np.float64)
     out = np.full(len(heights), np.nan)
-    for h, height in enumerate(heights):
-        prof = _slice_profile(points, height, half_thickness, bin_mm)
-        if prof is None:
-            continue
-        xs, zs = prof
-        span = reach * (xs[-1] - xs[0])
+    for h, xs, zs, span in symmetry_slices(points, heights, half_thickness, bin_mm, reach):
         candidates = np.arange(xs[0] + span, xs[-1] - span + 1e-9, bin_mm / 2)
         if len(candidates) < 3:
             continue
-        d = np.linspace(bin_mm, span, 24)
-        dz = np.interp(candidates[:, None] + d, xs, zs) - np.interp(candidates[:, None] - d, xs, zs)  # (C, D)
-        slope = (dz @ d) / (d @ d)  # least-squares odd linear term per candidate
-        asym = ((dz - slope[:, None] * d) ** 2).mean(1)
+        asym = slice_asymmetry(xs, zs, candidates, span, bin_mm)
         out[h] = _refine(asym, int(asym.argmin()), candidates)
     return out
+
+
+def symmetry_slices(
+    points: np.ndarray, heights: np.ndarray, half_thickness: float, bin_mm: float, reach: float
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, float]]:
+    """The readable slices of ``points`` (N, 3) mm at ``heights`` (H,) mm for a symmetry search: per slice its index
+    h, its depth profile ``xs`` (X,), ``zs`` (X,) mm (:func:`slice_profile`), and the largest offset compared,
+    ``reach`` times its width (mm); an axis is only read at least that far inside the profile's ends."""
+    points = np.asarray(points, dtype=np.float64)
+    for h, height in enumerate(heights):
+        prof = slice_profile(points, height, half_thickness, bin_mm)
+        if prof is not None:
+            xs, zs = prof
+            yield h, xs, zs, reach * (xs[-1] - xs[0])
+
+
+def slice_asymmetry(xs: np.ndarray, zs: np.ndarray, candidates: np.ndarray, span: float, min_offset: float) -> np.ndarray:
+    """Left-right asymmetry (C,) mm^2 of one slice's depth profile about each candidate axis.
+
+    ``mean_d (z(c + d) - z(c - d) - 2 a d)^2`` over 24 offsets d from ``min_offset`` to ``span`` mm, with the
+    odd linear term ``a`` (a tilted slice) fitted away per candidate. ``xs`` (X,) and ``zs`` (X,) mm: the profile
+    (:func:`slice_profile`, read by linear interpolation, held flat beyond its ends); ``candidates`` (C,) x in mm."""
+    d = np.linspace(min_offset, span, 24)
+    dz = np.interp(candidates[:, None] + d, xs, zs) - np.interp(candidates[:, None] - d, xs, zs)  # (C, D)
+    slope = (dz @ d) / (d @ d)  # least-squares odd linear term per candidate
+    return ((dz - slope[:, None] * d) ** 2).mean(1)
 
 
 def furrow_midline(
@@ -179,7 +198,7 @@ def furrow_midline(
     half_window = max(1, int(round(window_mm / bin_mm / 2)))
     kernel = np.ones(2 * half_window + 1) / (2 * half_window + 1)
     for h, height in enumerate(heights):
-        prof = _slice_profile(points, height, half_thickness, bin_mm)
+        prof = slice_profile(points, height, half_thickness, bin_mm)
         if prof is None or not np.isfinite(axis[h]):
             continue
         xs, zs = prof
