@@ -21,15 +21,20 @@ Features of a bin (``F`` = 13 per height node, :data:`FEATURE_NAMES`):
 
 Each feature is repeated at :data:`HEIGHT_NODES` heights (top, middle, bottom of the range, linear "hat" weights in
 between), so the fit can trust the furrow low on the back and the symmetry high up, where the drawn lines show that
-the furrow fades. 3 x 13 = 39 weights.
+the furrow fades. 3 x 13 = 39 weights. What the shipped phantom fit (``pretrained/learned-furrow-phantoms``) learnt,
+top / middle / bottom, per unit of each feature: the path is drawn to a small bump (3-6 mm high-pass > 0, weights
+-2.4 to -6.8: the spinous processes) inside a trough (12-25 mm high-pass < 0, +2.1 to +4.8), the trough weighing
+least at the top (2.6 vs 4.8 and 4.0 at 12 mm); the band's symmetry cost counts at the top and bottom (0.8, 1.0) more
+than in the middle (0.2); the antisymmetry features hardly at all (|w| <= 0.3).
 
 Measured on the 20 PCdare subjects, 5 subject-wise folds (``python -m benchmarks.spine_baselines``, rows "learned
 furrow", :mod:`benchmarks.learned_furrow_folds`; ~150 ms per back): fitted on 150 phantoms alone, ESL lateral RMS
 4.4 +- 1.6 mm, level with the hand-made furrow path (4.4 +- 1.6 mm, whose settings were chosen on these subjects);
 fitted on each fold's 16 training backs alone, 4.3 +- 1.7 mm; on the phantoms and those backs together, 4.2 +- 1.6 mm
 (paired against the furrow path -0.25 mm, SE 0.34: not a reliable gain; against real alone -0.16 mm, SE 0.14). The features were designed while looking at these subjects; every weight and tracer setting is fitted without
-the held-out one. Implementation details (how the top re-anchoring is applied, the symmetry feature's edge handling)
-moved a prototype's figures by 0.2-0.3 mm, as much as the gain.
+the held-out one. Implementation details moved these figures by 0.2-0.3 mm, as much as the gain: before the symmetry
+feature stopped reading the profile past the band's ends, this module read 4.5 mm for both fits, and a scratch
+prototype with that same flaw read 4.34 and 4.15 mm (the difference between the two was not traced).
 
 Units: mm throughout, pcdiff frame (x lateral, y up, z towards the scanner).
 """
