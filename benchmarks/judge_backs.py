@@ -126,12 +126,13 @@ def calibration_of(estimator: Any, folder: Path, test_names: list[str]) -> CobbC
     (:func:`pcdiff.estimator.eval_metric.judge_cobb_calibration`); refuses a folder sharing a subject name with the
     scored spines (it must be independent of them)."""
     from pcdiff.data.io import read_dataset
-    from pcdiff.estimator.eval_metric import judge_cobb_calibration
+    from pcdiff.estimator.eval_metric import judge_cobb_calibration, refuse_shared_subjects
 
     scans = read_dataset(folder)
-    shared = sorted({s.name for s in scans} & set(test_names))
-    if shared:
-        raise SystemExit(f"--calibrate-on {folder}: holds the scored spines {shared[:3]}...; calibrate on other phantoms")
+    try:
+        refuse_shared_subjects(scans, test_names, f"--calibrate-on {folder}")
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
     return judge_cobb_calibration(estimator, scans, "--calibrate-on")
 
 

@@ -22,13 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from benchmarks.folds import fold_split, select_setting
+from benchmarks.folds import fold_split, lateral_errors, select_setting
 from pcdiff.data.sample import BackScan
 from pcdiff.estimator.fit_furrow import PreparedBack, fit_model, prepare
 from pcdiff.estimator.geometric import line_on_surface
 from pcdiff.estimator.learned_furrow import LearnedFurrow
-from pcdiff.estimator.metrics import line_errors
-from pcdiff.geometry.polyline import orient_top_down, resample_polyline
 
 #: (smoothness, top re-anchoring weight) settings of the tracer the folds choose from.
 TRACERS: tuple[tuple[float, float], ...] = tuple((s, a) for s in (2.0, 4.0, 8.0) for a in (0.0, 0.5, 1.0))
@@ -36,23 +34,18 @@ TRACERS: tuple[tuple[float, float], ...] = tuple((s, a) for s in (2.0, 4.0, 8.0)
 INNER_FOLDS, INNER_SEED = 4, 1
 
 
-def read_lines(model: LearnedFurrow, back: PreparedBack) -> list[tuple[np.ndarray, float]]:
-    """The ESL (K, 3) mm of ``back`` under every setting of :data:`TRACERS`, with the seconds each took (features
-    included)."""
+def read_line(model: LearnedFurrow, back: PreparedBack, tracer: tuple[float, float]) -> tuple[np.ndarray, float]:
+    """The ESL (K, 3) mm of ``back`` under one ``tracer`` setting of :data:`TRACERS` (smoothness, top re-anchoring),
+    with the seconds it took (features included)."""
     points = np.asarray(back.scan.points, dtype=np.float64)
-    out = []
-    for smoothness, anchor in TRACERS:
-        start = time.perf_counter()
-        x = model.with_tracer(smoothness, anchor).trace(back.grid, back.features, points, back.heights)
-        line = line_on_surface(points, x, back.heights)
-        out.append((line, back.seconds + time.perf_counter() - start))
-    return out
+    start = time.perf_counter()
+    x = model.with_tracer(*tracer).trace(back.grid, back.features, points, back.heights)
+    return line_on_surface(points, x, back.heights), back.seconds + time.perf_counter() - start
 
 
-def lateral_errors(lines: list[tuple[np.ndarray, float]], scan: BackScan) -> np.ndarray:
-    """(C,) ESL lateral RMS (mm) of each line against the scan's true ESL."""
-    truth = resample_polyline(orient_top_down(np.asarray(scan.esl, np.float64)), 64)
-    return np.array([line_errors(line, truth)[0]["lateral_rms_mm"] for line, _ in lines])
+def read_lines(model: LearnedFurrow, back: PreparedBack) -> list[tuple[np.ndarray, float]]:
+    """:func:`read_line` under every setting of :data:`TRACERS`, in order."""
+    return [read_line(model, back, tracer) for tracer in TRACERS]
 
 
 def inner_choice(phantoms: list[PreparedBack], train: list[PreparedBack]) -> int:
@@ -63,7 +56,7 @@ def inner_choice(phantoms: list[PreparedBack], train: list[PreparedBack]) -> int
     for h in range(INNER_FOLDS):
         model = fit_model(phantoms, [b for b, g in zip(train, inner) if g != h])
         for i in np.flatnonzero(inner == h):
-            errors[i] = lateral_errors(read_lines(model, train[i]), train[i].scan)
+            errors[i] = lateral_errors(read_lines(model, train[i]), train[i].scan.esl)
     return select_setting(errors, np.ones(len(train), dtype=bool))
 
 
@@ -85,7 +78,7 @@ def learned_furrow_folds(scans: list[BackScan], fold_of: np.ndarray, phantoms: l
     backs = [prepare(scan) for scan in scans]
     on_phantoms = fit_model(phantoms, [])
     phantom_lines = [read_lines(on_phantoms, b) for b in backs]
-    phantom_errors = np.stack([lateral_errors(lines, b.scan) for lines, b in zip(phantom_lines, backs)])
+    phantom_errors = np.stack([lateral_errors(lines, b.scan.esl) for lines, b in zip(phantom_lines, backs)])
     lines: dict[str, dict[str, tuple[np.ndarray, float]]] = {fit: {} for fit in FITS}
     chosen: dict[str, list[tuple[float, float]]] = {fit: [] for fit in FITS}
     for f in tqdm(range(int(fold_of.max()) + 1), desc="learned furrow folds", unit="fold"):
@@ -99,5 +92,5 @@ def learned_furrow_folds(scans: list[BackScan], fold_of: np.ndarray, phantoms: l
             model = fit_model(with_phantoms, train)
             chosen[fit].append(TRACERS[fit_choice])
             for i in np.flatnonzero(fold_of == f):
-                lines[fit][backs[i].scan.name] = read_lines(model, backs[i])[fit_choice]
+                lines[fit][backs[i].scan.name] = read_line(model, backs[i], TRACERS[fit_choice])
     return LearnedFurrowResult(lines=lines, chosen=chosen)

@@ -64,14 +64,11 @@ from pcdiff.estimator.geometric import geometric_esl, isl_from_esl, landmark_hei
 from pcdiff.estimator.isl_offset import fit_isl_offset, trunk_width_mm
 from pcdiff.estimator.metrics import line_errors
 from pcdiff.geometry.cobb import cobb_angle
-from pcdiff.geometry.polyline import orient_top_down, resample_polyline
 
-from benchmarks.folds import fold_split, select_setting
+from benchmarks.folds import NUM_KEYPOINTS, fold_split, lateral_errors, resampled, select_setting
 from benchmarks.learned_furrow_folds import FITS, TRACERS, LearnedFurrowResult, learned_furrow_folds
 from benchmarks.reporting import command_line, finished_run, hardware_info, load_line, markdown_table, publish
 
-#: Keypoints of every estimated line (the estimator's default is 32; 64 keeps the geometric line's detail).
-NUM_KEYPOINTS = 64
 ROWS = (
     "mean line",
     "geometric ESL",
@@ -140,11 +137,6 @@ def landmarks_of(scan: BackScan) -> np.ndarray:
     return np.stack([scan.landmarks[k] for k in ("C7", "DL", "DR", "DM")]).astype(np.float64)
 
 
-def resampled(line: np.ndarray) -> np.ndarray:
-    """``line`` (L, 3) mm, either direction, as the (64, 3) float64 keypoints every line here is scored at (top -> bottom)."""
-    return resample_polyline(orient_top_down(line), NUM_KEYPOINTS).astype(np.float64)
-
-
 def mean_line(train: list[BackScan], which: str) -> np.ndarray:
     """Mean training line (K, 3) in the landmark frame (normalised units)."""
     normed = []
@@ -168,8 +160,7 @@ def furrow_lines(scans: list[BackScan]) -> tuple[dict[str, list[tuple[np.ndarray
         setting on each back (against its true ESL; give :func:`select_setting` the training rows only).
     """
     furrow = {scan.name: [_timed(geometric_esl, scan, method="path", furrow=p) for p in FURROW_GRID] for scan in scans}
-    errors = np.array([[line_errors(line, resampled(scan.esl))[0]["lateral_rms_mm"] for line, _ in furrow[scan.name]]
-                       for scan in scans])  # (S, C)
+    errors = np.stack([lateral_errors(furrow[scan.name], scan.esl) for scan in scans])  # (S, C)
     return furrow, errors
 
 

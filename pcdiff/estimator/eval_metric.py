@@ -272,6 +272,14 @@ def fit_isl_judge(scans: list[BackScan]) -> IslOffsetModel:
                           num_keypoints=GEOMETRIC_KEYPOINTS)  # fmt: skip
 
 
+def refuse_shared_subjects(calibration_scans: list[BackScan], judged_names: set[str] | list[str], option: str) -> None:
+    """Raise ValueError, naming ``option`` and up to 10 shared subjects, when a calibration set shares a subject with
+    the scans the judge scores (it must be independent of them)."""
+    shared = sorted({s.name for s in calibration_scans} & set(judged_names))
+    if shared:
+        raise ValueError(f"{option} shares subjects {shared[:10]} with the judged scans (the scored spines); calibrate on others")
+
+
 def judge_cobb_calibration(estimator: SpineEstimator, scans: list[BackScan], option: str = "--cobb-calibration") -> CobbCalibration:
     """The network judge's Cobb calibration (:mod:`pcdiff.estimator.judge_calibration`) fitted on true backs: the
     ESL ``estimator`` reads each of ``scans`` against its own ESL, and the true ESL Cobb angle is regressed on the read
@@ -451,9 +459,7 @@ def spine_estimator(
         from pcdiff.eval import load_scans  # here: pcdiff.eval imports this module's registry
 
         fit_scans = load_scans(cobb_calibration, "--cobb-calibration")[0]
-        shared = sorted({s.name for s in fit_scans} & {s.name for _, scans in sets for s in scans})
-        if shared:
-            raise ValueError(f"--cobb-calibration shares subjects {shared[:10]} with the judged scans; calibrate on others")
+        refuse_shared_subjects(fit_scans, {s.name for _, scans in sets for s in scans}, "--cobb-calibration")
         calibration = judge_cobb_calibration(model, fit_scans)
         notes.append(f"Cobb calibrated on {calibration.n} true backs of {cobb_calibration}: true = "
                      f"{calibration.intercept_deg:.2f} + {calibration.slope:.3f} x read (deg)")

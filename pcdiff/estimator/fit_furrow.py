@@ -25,8 +25,8 @@ from pcdiff.data.phantom import generate_phantom
 from pcdiff.data.sample import BackScan
 from pcdiff.estimator.furrow import SearchGrid
 from pcdiff.estimator.geometric import DEFAULT_NUM_HEIGHTS, landmark_heights
-from pcdiff.estimator.learned_furrow import (LEARNED_PARAMS, FurrowExample, LearnedFurrow, band_features, example_from,
-                                             fit_furrow_cost)
+from pcdiff.estimator.learned_furrow import (FILE_NAME, LEARNED_PARAMS, FurrowExample, LearnedFurrow, band_features,
+                                             example_from, fit_furrow_cost)
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.phantoms < 0 or (args.phantoms == 0 and args.real is None):
         parser.error("--phantoms must be >= 0, and > 0 unless --real is given")
-    if (args.out / "learned_furrow.json").exists() and not args.overwrite:
-        parser.error(f"{args.out / 'learned_furrow.json'} exists; pass --overwrite to replace it")
+    if (args.out / FILE_NAME).exists() and not args.overwrite:
+        parser.error(f"{args.out / FILE_NAME} exists; pass --overwrite to replace it")
     start = time.perf_counter()
     phantoms = phantom_backs(args.phantoms, args.seed, args.points) if args.phantoms else []
     real: list[PreparedBack] = []
